@@ -1,0 +1,1 @@
+//! dex-consensus (being built).

@@ -1,0 +1,1 @@
+//! dex-engine (being built).

@@ -1,0 +1,1 @@
+//! dex-state (being built).

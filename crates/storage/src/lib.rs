@@ -1,0 +1,1 @@
+//! dex-storage (being built).

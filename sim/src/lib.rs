@@ -1,0 +1,1 @@
+//! dex-sim (being built).
