@@ -1,0 +1,1 @@
+//! dex-p2p (being built).
