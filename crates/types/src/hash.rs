@@ -17,11 +17,20 @@ impl Hash {
     /// The all-zero hash, used as the parent of the genesis block and the root of nothing.
     pub const ZERO: Hash = Hash([0u8; 32]);
 
-    /// Hash `parts` under `domain`. Each part is length-prefixed so that the split between
-    /// parts is unambiguous (`("ab", "c")` and `("a", "bc")` differ).
+    /// Hash `parts` under `domain`.
+    ///
+    /// The hashed bytes are `len(prefix) as u8 ‖ prefix ‖ (len(part) as u64 LE ‖ part)*`.
+    /// The prefix's own length comes first so that no prefix can pass for a shorter prefix
+    /// followed by data (`dex/v1/tx` against `dex/v1/tx-sig`), and each part is
+    /// length-prefixed so that the split between parts is unambiguous (`("ab", "c")` and
+    /// `("a", "bc")` differ). The framing is therefore injective: equal hashes mean equal
+    /// domain and equal parts, up to a BLAKE3 collision.
     pub fn of(domain: Domain, parts: &[&[u8]]) -> Hash {
+        let prefix = domain.prefix();
         let mut hasher = blake3::Hasher::new();
-        hasher.update(domain.prefix());
+        // Every prefix is a short literal below; the cast cannot truncate (a test checks).
+        hasher.update(&[prefix.len() as u8]);
+        hasher.update(prefix);
         for part in parts {
             hasher.update(&(part.len() as u64).to_le_bytes());
             hasher.update(part);
@@ -80,7 +89,7 @@ impl Serialize for Hash {
 
 impl<'de> Deserialize<'de> for Hash {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
+        let text = <String as Deserialize>::deserialize(d)?;
         Hash::from_hex(&text).map_err(serde::de::Error::custom)
     }
 }
@@ -105,6 +114,8 @@ pub enum Domain {
     FillLeaf,
     /// An inner node of a Merkle tree.
     MerkleNode,
+    /// The root of a Merkle tree: the top node bound to the leaf count.
+    MerkleRoot,
     /// A leaf of the state tree.
     StateLeaf,
     /// The canonical in-block ordering key: `hash(parent ‖ tx hash)`.
@@ -116,6 +127,22 @@ pub enum Domain {
 }
 
 impl Domain {
+    /// Every domain, for tests that must cover them all.
+    pub const ALL: [Domain; 12] = [
+        Domain::Transaction,
+        Domain::TransactionSignature,
+        Domain::BlockHeader,
+        Domain::Proposal,
+        Domain::Vote,
+        Domain::FillLeaf,
+        Domain::MerkleNode,
+        Domain::MerkleRoot,
+        Domain::StateLeaf,
+        Domain::CanonicalOrder,
+        Domain::EventDigest,
+        Domain::Other,
+    ];
+
     /// The prefix written before the hashed bytes.
     pub const fn prefix(self) -> &'static [u8] {
         match self {
@@ -126,6 +153,7 @@ impl Domain {
             Domain::Vote => b"dex/v1/vote",
             Domain::FillLeaf => b"dex/v1/fill-leaf",
             Domain::MerkleNode => b"dex/v1/merkle-node",
+            Domain::MerkleRoot => b"dex/v1/merkle-root",
             Domain::StateLeaf => b"dex/v1/state-leaf",
             Domain::CanonicalOrder => b"dex/v1/canonical-order",
             Domain::EventDigest => b"dex/v1/event-digest",

@@ -51,7 +51,7 @@ impl Serialize for AccountId {
 
 impl<'de> Deserialize<'de> for AccountId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
+        let text = <String as Deserialize>::deserialize(d)?;
         AccountId::from_hex(&text).map_err(serde::de::Error::custom)
     }
 }
@@ -79,6 +79,11 @@ small_id!(
     /// first appearance (deterministic on every validator). The engine keys order owners by
     /// it so a self-trade check compares one word instead of 32 bytes.
     AccountIndex(u64)
+);
+small_id!(
+    /// The chain a transaction or block belongs to. It is part of every signed message, so a
+    /// transaction signed for a test network can never be replayed on another chain.
+    ChainId(u64)
 );
 small_id!(
     /// An asset listed at genesis (for example 0 = USDC, 1 = BTC).

@@ -61,8 +61,18 @@ unit!(
 
 /// Which side of the book an order is on.
 #[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, BorshSerialize, BorshDeserialize,
-    Serialize, Deserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Debug,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
 #[borsh(use_discriminant = true)]
@@ -85,7 +95,15 @@ impl Side {
 
 /// How long an order may rest, and what happens to what does not fill at once.
 #[derive(
-    Clone, Copy, PartialEq, Eq, Hash, Debug, BorshSerialize, BorshDeserialize, Serialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Debug,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
     Deserialize,
 )]
 #[serde(rename_all = "snake_case", tag = "type")]
@@ -107,8 +125,17 @@ pub enum TimeInForce {
 
 /// What happens when an incoming order would trade with a resting order of the same owner.
 #[derive(
-    Clone, Copy, PartialEq, Eq, Hash, Debug, Default, BorshSerialize, BorshDeserialize,
-    Serialize, Deserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Debug,
+    Default,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
 #[borsh(use_discriminant = true)]
@@ -126,7 +153,15 @@ pub enum SelfTradePrevention {
 
 /// Whether an order names a limit price or only a worst acceptable price.
 #[derive(
-    Clone, Copy, PartialEq, Eq, Hash, Debug, BorshSerialize, BorshDeserialize, Serialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Debug,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
     Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
