@@ -147,7 +147,7 @@ impl Step {
         let mut product = count.checked_mul(u128::from(self.mantissa))?;
         let mut scale = self.scale;
         // Drop trailing zeros only when needed to fit the 96-bit mantissa.
-        while product >= DECIMAL_MANTISSA_LIMIT && scale > 0 && product % 10 == 0 {
+        while product >= DECIMAL_MANTISSA_LIMIT && scale > 0 && product.is_multiple_of(10) {
             product /= 10;
             scale -= 1;
         }

@@ -167,6 +167,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn prefixes_are_distinct_and_short() {
+        for (i, a) in Domain::ALL.iter().enumerate() {
+            assert!(
+                a.prefix().len() < 256,
+                "{a:?} prefix too long for its length byte"
+            );
+            for b in &Domain::ALL[i + 1..] {
+                assert_ne!(a.prefix(), b.prefix(), "{a:?} and {b:?} share a prefix");
+            }
+        }
+    }
+
+    #[test]
     fn domains_separate_equal_bytes() {
         let a = Hash::of(Domain::Transaction, &[b"x"]);
         let b = Hash::of(Domain::Vote, &[b"x"]);
@@ -192,7 +205,15 @@ mod tests {
     fn golden_digest_is_pinned() {
         // Pins BLAKE3 + the prefix + length framing; a change here changes every id on chain.
         let h = Hash::of(Domain::Other, &[b"dex"]);
-        assert_eq!(h.to_hex().len(), 64);
-        assert_eq!(h, Hash::of(Domain::Other, &[b"dex"]));
+        assert_eq!(
+            h.to_hex(),
+            "e4faa6c1e869bbd3cbc79cd07b0cac6238e7d424426e2874d4c2db83f5c2cdee"
+        );
+        // The framing by hand: the same bytes through BLAKE3 directly.
+        let mut framed = vec![Domain::Other.prefix().len() as u8];
+        framed.extend_from_slice(Domain::Other.prefix());
+        framed.extend_from_slice(&3u64.to_le_bytes());
+        framed.extend_from_slice(b"dex");
+        assert_eq!(h.0, *blake3::hash(&framed).as_bytes());
     }
 }

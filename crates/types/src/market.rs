@@ -234,7 +234,7 @@ fn scale_to_units(
     } else {
         // A power past 10^38 exceeds any u128 mantissa, which then cannot be a multiple.
         Ok(crate::decimal::pow10(scale - decimals)
-            .filter(|power| mantissa % power == 0)
+            .filter(|power| mantissa.is_multiple_of(*power))
             .map(|power| mantissa / power))
     }
 }
