@@ -63,7 +63,11 @@ fn block_updates(rng: &mut Seeded, size: u64, updates: usize) -> Vec<u64> {
 fn bench_state_root(c: &mut Criterion) {
     let mut group = c.benchmark_group("state_root");
     group.sample_size(10);
-    for &(size, updates) in &[(100_000u64, 1_000usize), (100_000, 10_000), (1_000_000, 10_000)] {
+    for &(size, updates) in &[
+        (100_000u64, 1_000usize),
+        (100_000, 10_000),
+        (1_000_000, 10_000),
+    ] {
         let param = format!("size={size},updates={updates}");
 
         // The ledger's tree: leaf hashes at dense indices, dirty-path commit.
@@ -115,7 +119,8 @@ fn bench_state_root(c: &mut Criterion) {
                         let start = Instant::now();
                         let (root, batch) = jmt
                             .put_value_set(
-                                keys.iter().map(|&k| (key_hash(k), Some(record(k, version)))),
+                                keys.iter()
+                                    .map(|&k| (key_hash(k), Some(record(k, version)))),
                                 version,
                             )
                             .expect("jmt update");

@@ -3,7 +3,8 @@
 use crate::nonce::NonceWindow;
 use borsh::{BorshDeserialize, BorshSerialize};
 use dex_types::{
-    AccountId, AccountIndex, AgentPolicy, AssetId, ClientOrderId, Domain, Hash, OrderId, TimestampMs,
+    AccountId, AccountIndex, AgentPolicy, AssetId, ClientOrderId, Domain, Hash, OrderId,
+    TimestampMs,
 };
 use std::collections::BTreeMap;
 

@@ -282,7 +282,10 @@ pub struct FillProof {
 impl BlockResult {
     /// The leaf hashes of the committed items.
     pub fn committed_leaves(&self) -> Vec<Hash> {
-        self.committed.iter().map(CommittedItem::leaf_hash).collect()
+        self.committed
+            .iter()
+            .map(CommittedItem::leaf_hash)
+            .collect()
     }
 
     /// The proof for committed item `index`, or `None` if out of range.

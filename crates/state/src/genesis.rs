@@ -2,8 +2,8 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use dex_types::{
-    AccountId, Amount, AssetId, AssetSpec, AssetSpecError, ChainId, Domain, Hash, Market,
-    MarketId, MarketSpec, MarketSpecError, PriceTicks, SizeLots, TimestampMs,
+    AccountId, Amount, AssetId, AssetSpec, AssetSpecError, ChainId, Domain, Hash, Market, MarketId,
+    MarketSpec, MarketSpecError, PriceTicks, SizeLots, TimestampMs,
 };
 use serde::{Deserialize, Serialize};
 
@@ -116,7 +116,9 @@ pub enum GenesisError {
         source: MarketSpecError,
     },
     /// The largest possible order of a market would overflow 128-bit amounts.
-    #[error("market {market}: an order of the largest size at the highest price overflows 128 bits; lower the limits")]
+    #[error(
+        "market {market}: an order of the largest size at the highest price overflows 128 bits; lower the limits"
+    )]
     MarketLimitsOverflow {
         /// The market.
         market: MarketId,
@@ -189,7 +191,11 @@ impl Genesis {
                 l.max_open_orders_per_account.into(),
                 1 << 20,
             ),
-            ("max_agents_per_account", l.max_agents_per_account.into(), 1 << 10),
+            (
+                "max_agents_per_account",
+                l.max_agents_per_account.into(),
+                1 << 10,
+            ),
             ("max_book_orders", l.max_book_orders.into(), 1 << 24),
             ("max_order_size_lots", l.max_order_size_lots.0, 1 << 40),
             ("max_price_ticks", l.max_price_ticks.0, u64::MAX),
@@ -214,13 +220,12 @@ impl Genesis {
                         asset: id,
                     })
             };
-            let market =
-                Market::new(spec.clone(), asset(spec.base)?, asset(spec.quote)?).map_err(
-                    |source| GenesisError::Market {
-                        market: spec.id,
-                        source,
-                    },
-                )?;
+            let market = Market::new(spec.clone(), asset(spec.base)?, asset(spec.quote)?).map_err(
+                |source| GenesisError::Market {
+                    market: spec.id,
+                    source,
+                },
+            )?;
             // The largest order at the highest price, and its fill (fees included), must fit
             // 128 bits, so that no settlement can overflow.
             let fits = market
@@ -236,9 +241,8 @@ impl Genesis {
         let mut accounts = std::collections::BTreeSet::new();
         accounts.insert(self.fee_account);
         for alloc in &self.allocations {
-            let pos = find_asset(alloc.asset).ok_or(GenesisError::AllocationAsset {
-                asset: alloc.asset,
-            })?;
+            let pos = find_asset(alloc.asset)
+                .ok_or(GenesisError::AllocationAsset { asset: alloc.asset })?;
             if alloc.amount.is_zero() {
                 return Err(GenesisError::ZeroAllocation {
                     account: alloc.account,

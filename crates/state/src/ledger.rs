@@ -13,9 +13,9 @@ use dex_engine::hasher::FastIdBuildHasher;
 use dex_engine::{BookConfig, CancelReason, Event as BookEvent, NewOrder, OrderBook, RejectReason};
 use dex_types::{
     AccountId, AccountIndex, Action, Amount, AssetId, BatchLeg, CancelTarget, ClientOrderId,
-    Domain, Fee, Hash, Market, MarketId, ModifyOrder, OrderBatch, OrderId, OrderRequest,
-    OrderType, PriceTicks, SelfTradePrevention, Side, SignedTransaction, SizeLots, TimeInForce,
-    TimestampMs, Transaction, canonical_order_key,
+    Domain, Fee, Hash, Market, MarketId, ModifyOrder, OrderBatch, OrderId, OrderRequest, OrderType,
+    PriceTicks, SelfTradePrevention, Side, SignedTransaction, SizeLots, TimeInForce, TimestampMs,
+    Transaction, canonical_order_key,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -90,7 +90,12 @@ impl Meta {
 pub(crate) fn state_root_of(accounts_root: &Hash, orders_root: &Hash, meta_hash: &Hash) -> Hash {
     Hash::of(
         Domain::StateLeaf,
-        &[b"state-root", &accounts_root.0, &orders_root.0, &meta_hash.0],
+        &[
+            b"state-root",
+            &accounts_root.0,
+            &orders_root.0,
+            &meta_hash.0,
+        ],
     )
 }
 
@@ -201,7 +206,9 @@ impl Ledger {
         ledger.account_or_create(&genesis.fee_account);
         for alloc in &genesis.allocations {
             let idx = ledger.account_or_create(&alloc.account);
-            let pos = ledger.asset_pos(alloc.asset).expect("bug: validated allocation asset");
+            let pos = ledger
+                .asset_pos(alloc.asset)
+                .expect("bug: validated allocation asset");
             let bal = &mut ledger.accounts[idx.0 as usize].balances[pos];
             bal.free = bal
                 .free
@@ -356,8 +363,15 @@ impl Ledger {
     /// What an order must hold locked: for a buy, the notional at its limit price plus the
     /// fee bound ([`Market::buy_lock`]); for a sell, its size in base ([`Market::sell_lock`]).
     pub fn order_needs(&self, order: &OpenOrder) -> u128 {
-        let m = self.market_pos(order.market).expect("bug: order in an unlisted market");
-        lock_for(&self.markets[m].market, order.side, order.price, order.remaining)
+        let m = self
+            .market_pos(order.market)
+            .expect("bug: order in an unlisted market");
+        lock_for(
+            &self.markets[m].market,
+            order.side,
+            order.price,
+            order.remaining,
+        )
     }
 
     pub(crate) fn asset_pos(&self, asset: AssetId) -> Option<usize> {
@@ -423,10 +437,9 @@ impl Ledger {
                     if let BatchLeg::Place(req) = leg {
                         let ms = &self.markets[m];
                         let (asset, lock) = match req.side {
-                            Side::Buy => (
-                                ms.quote,
-                                ms.market.buy_lock(req.price_ticks, req.size_lots),
-                            ),
+                            Side::Buy => {
+                                (ms.quote, ms.market.buy_lock(req.price_ticks, req.size_lots))
+                            }
                             Side::Sell => (ms.base, ms.market.sell_lock(req.size_lots)),
                         };
                         let lock = lock.map_err(|_| Rejection::SizeTooLarge {
@@ -489,7 +502,11 @@ impl Ledger {
     }
 
     /// Checks that need no nonce: chain, expiry, structure, account, signer authority.
-    fn check_envelope(&self, tx: &Transaction, now: TimestampMs) -> Result<AccountIndex, Rejection> {
+    fn check_envelope(
+        &self,
+        tx: &Transaction,
+        now: TimestampMs,
+    ) -> Result<AccountIndex, Rejection> {
         if tx.chain_id != self.genesis.chain_id {
             return Err(Rejection::WrongChain {
                 expected: self.genesis.chain_id,
@@ -582,7 +599,12 @@ impl Ledger {
             .map(|(i, signed)| {
                 let hash = signed.hash();
                 let class = signed.tx.action.execution_class() as u8;
-                (class, canonical_order_key(&parent_hash, &hash), hash, i as u32)
+                (
+                    class,
+                    canonical_order_key(&parent_hash, &hash),
+                    hash,
+                    i as u32,
+                )
             })
             .collect();
         order.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
@@ -708,7 +730,9 @@ impl Ledger {
             self.agents_touched.push((idx, agent));
         }
         outcome.result = match &tx.action {
-            Action::Batch(batch) => self.execute_batch(ctx, hash, batch, height, out, &mut outcome.leg_rejections),
+            Action::Batch(batch) => {
+                self.execute_batch(ctx, hash, batch, height, out, &mut outcome.leg_rejections)
+            }
             Action::Modify(modify) => self.execute_modify(ctx, modify, height, out),
             Action::ScheduleCancelAll(s) => {
                 self.schedule_cancel_all(idx, s.at, out);
@@ -726,7 +750,12 @@ impl Ledger {
 
     // ---------------------------------------------------------------- non-order actions
 
-    fn schedule_cancel_all(&mut self, idx: AccountIndex, at: Option<TimestampMs>, out: &mut BlockOut) {
+    fn schedule_cancel_all(
+        &mut self,
+        idx: AccountIndex,
+        at: Option<TimestampMs>,
+        out: &mut BlockOut,
+    ) {
         let account = &mut self.accounts[idx.0 as usize];
         if let Some(old) = account.cancel_all_at.take() {
             self.dead_man.remove(&(old, idx));
@@ -750,9 +779,13 @@ impl Ledger {
         amount: Amount,
         out: &mut BlockOut,
     ) -> Result<(), Rejection> {
-        let p = self.asset_pos(asset).ok_or(Rejection::UnknownAsset { asset })?;
+        let p = self
+            .asset_pos(asset)
+            .ok_or(Rejection::UnknownAsset { asset })?;
         self.require_free(from, p, amount.0)?;
-        if !self.by_id.contains_key(&to) && self.accounts.len() as u64 >= u64::from(self.genesis.limits.max_accounts) {
+        if !self.by_id.contains_key(&to)
+            && self.accounts.len() as u64 >= u64::from(self.genesis.limits.max_accounts)
+        {
             return Err(Rejection::TooManyAccounts {
                 max: self.genesis.limits.max_accounts,
             });
@@ -786,7 +819,9 @@ impl Ledger {
         height: u64,
         out: &mut BlockOut,
     ) -> Result<(), Rejection> {
-        let p = self.asset_pos(asset).ok_or(Rejection::UnknownAsset { asset })?;
+        let p = self
+            .asset_pos(asset)
+            .ok_or(Rejection::UnknownAsset { asset })?;
         self.require_free(idx, p, amount.0)?;
         self.accounts[idx.0 as usize].balances[p].free -= amount.0;
         self.meta.withdrawn[p] = self.meta.withdrawn[p]
@@ -796,15 +831,16 @@ impl Ledger {
         self.meta.next_receipt += 1;
         self.mark_account(idx);
         let index = out.committed.len() as u32;
-        out.committed.push(CommittedItem::Withdrawal(WithdrawalReceipt {
-            height,
-            sequence,
-            tx,
-            account: self.accounts[idx.0 as usize].id,
-            asset,
-            amount,
-            destination: destination.to_vec(),
-        }));
+        out.committed
+            .push(CommittedItem::Withdrawal(WithdrawalReceipt {
+                height,
+                sequence,
+                tx,
+                account: self.accounts[idx.0 as usize].id,
+                asset,
+                amount,
+                destination: destination.to_vec(),
+            }));
         out.events.push(LedgerEvent::Withdrawn { index });
         Ok(())
     }
@@ -848,7 +884,12 @@ impl Ledger {
         Ok(())
     }
 
-    fn revoke_agent(&mut self, idx: AccountIndex, agent: AccountId, out: &mut BlockOut) -> Result<(), Rejection> {
+    fn revoke_agent(
+        &mut self,
+        idx: AccountIndex,
+        agent: AccountId,
+        out: &mut BlockOut,
+    ) -> Result<(), Rejection> {
         let account = &mut self.accounts[idx.0 as usize];
         let a = account
             .agents
@@ -937,7 +978,13 @@ impl Ledger {
         }
     }
 
-    fn execute_leg(&mut self, ctx: Ctx, leg: &BatchLeg, height: u64, out: &mut BlockOut) -> Result<(), Rejection> {
+    fn execute_leg(
+        &mut self,
+        ctx: Ctx,
+        leg: &BatchLeg,
+        height: u64,
+        out: &mut BlockOut,
+    ) -> Result<(), Rejection> {
         match leg {
             BatchLeg::Place(req) => {
                 let check = self.check_place(ctx, req, None)?;
@@ -954,7 +1001,12 @@ impl Ledger {
 
     /// Every check of a placement; with `sim`, against the state after the earlier legs of
     /// an atomic batch (and the leg is then recorded in `sim`).
-    fn check_place(&self, ctx: Ctx, req: &OrderRequest, mut sim: Option<&mut BatchSim>) -> Result<PlaceCheck, Rejection> {
+    fn check_place(
+        &self,
+        ctx: Ctx,
+        req: &OrderRequest,
+        mut sim: Option<&mut BatchSim>,
+    ) -> Result<PlaceCheck, Rejection> {
         let m = self
             .market_pos(req.market)
             .ok_or(Rejection::UnknownMarket { market: req.market })?;
@@ -997,14 +1049,23 @@ impl Ledger {
         let account = &self.accounts[ctx.account.0 as usize];
         if let Some(cid) = req.client_order_id {
             let taken = account.client_orders.contains_key(&cid)
-                && !sim.as_ref().is_some_and(|s| s.freed_client_ids.contains(&cid));
-            let planned = sim.as_ref().is_some_and(|s| s.new_client_ids.contains(&cid));
+                && !sim
+                    .as_ref()
+                    .is_some_and(|s| s.freed_client_ids.contains(&cid));
+            let planned = sim
+                .as_ref()
+                .is_some_and(|s| s.new_client_ids.contains(&cid));
             if taken || planned {
-                return Err(Rejection::DuplicateClientOrderId { client_order_id: cid });
+                return Err(Rejection::DuplicateClientOrderId {
+                    client_order_id: cid,
+                });
             }
         }
         let may_rest = req.order_type == OrderType::Limit
-            && matches!(req.time_in_force, TimeInForce::Gtc | TimeInForce::Gtt { .. } | TimeInForce::PostOnly);
+            && matches!(
+                req.time_in_force,
+                TimeInForce::Gtc | TimeInForce::Gtt { .. } | TimeInForce::PostOnly
+            );
         if may_rest {
             let open = i64::from(account.open_orders) + sim.as_ref().map_or(0, |s| s.open_delta);
             if open >= i64::from(limits.max_open_orders_per_account) {
@@ -1012,7 +1073,9 @@ impl Ledger {
                     max: limits.max_open_orders_per_account,
                 });
             }
-            let planned = sim.as_ref().map_or(0, |s| s.resting.iter().filter(|r| r.0 == m).count());
+            let planned = sim
+                .as_ref()
+                .map_or(0, |s| s.resting.iter().filter(|r| r.0 == m).count());
             if ms.book.len() + planned >= limits.max_book_orders as usize {
                 return Err(Rejection::BookFull { market: req.market });
             }
@@ -1039,10 +1102,15 @@ impl Ledger {
             Side::Buy => (ms.quote, ms.market.buy_lock(req.price_ticks, req.size_lots)),
             Side::Sell => (ms.base, ms.market.sell_lock(req.size_lots)),
         };
-        let lock = lock.expect("bug: genesis limits keep every lock within 128 bits").0;
+        let lock = lock
+            .expect("bug: genesis limits keep every lock within 128 bits")
+            .0;
         let free = account.balances[asset].free;
         let (extra, spent) = sim.as_ref().map_or((0, 0), |s| {
-            (BatchSim::amount(&s.released, asset), BatchSim::amount(&s.spent, asset))
+            (
+                BatchSim::amount(&s.released, asset),
+                BatchSim::amount(&s.spent, asset),
+            )
         });
         let available = free
             .checked_add(extra)
@@ -1068,15 +1136,26 @@ impl Ledger {
                 s.agent_orders += 1;
             }
         }
-        Ok(PlaceCheck { market: m, asset, lock })
+        Ok(PlaceCheck {
+            market: m,
+            asset,
+            lock,
+        })
     }
 
     /// The orders a cancel leg would remove, recorded in `sim`.
-    fn simulate_cancel(&self, ctx: Ctx, target: &CancelTarget, sim: &mut BatchSim) -> Result<(), Rejection> {
+    fn simulate_cancel(
+        &self,
+        ctx: Ctx,
+        target: &CancelTarget,
+        sim: &mut BatchSim,
+    ) -> Result<(), Rejection> {
         let ids = self.cancel_targets(ctx, target, Some(sim))?;
         for id in ids {
             let order = &self.orders[&id];
-            let m = self.market_pos(order.market).expect("bug: order in an unlisted market");
+            let m = self
+                .market_pos(order.market)
+                .expect("bug: order in an unlisted market");
             let asset = match order.side {
                 Side::Buy => self.markets[m].quote,
                 Side::Sell => self.markets[m].base,
@@ -1092,7 +1171,12 @@ impl Ledger {
     }
 
     /// The open orders a cancel names (checked against the agent's markets).
-    fn cancel_targets(&self, ctx: Ctx, target: &CancelTarget, sim: Option<&BatchSim>) -> Result<Vec<OrderId>, Rejection> {
+    fn cancel_targets(
+        &self,
+        ctx: Ctx,
+        target: &CancelTarget,
+        sim: Option<&BatchSim>,
+    ) -> Result<Vec<OrderId>, Rejection> {
         let agent = self.agent_policy(ctx);
         let allowed = |market: MarketId| agent.is_none_or(|a| a.policy.markets.allows(market));
         let gone = |id: &OrderId| sim.is_some_and(|s| s.cancelled.contains(id));
@@ -1104,19 +1188,25 @@ impl Ledger {
                 .filter(|o| o.owner == ctx.account && !gone(&id))
                 .ok_or(unknown)?;
             if !allowed(order.market) {
-                return Err(Rejection::AgentMarket { market: order.market });
+                return Err(Rejection::AgentMarket {
+                    market: order.market,
+                });
             }
             Ok(vec![id])
         };
         match *target {
             CancelTarget::Order(id) => single(id, Rejection::UnknownOrder { order_id: id }),
             CancelTarget::ClientOrder(cid) => {
-                let unknown = Rejection::UnknownClientOrder { client_order_id: cid };
+                let unknown = Rejection::UnknownClientOrder {
+                    client_order_id: cid,
+                };
                 let id = *account.client_orders.get(&cid).ok_or(unknown.clone())?;
                 single(id, unknown)
             }
             CancelTarget::Market(market) => {
-                let m = self.market_pos(market).ok_or(Rejection::UnknownMarket { market })?;
+                let m = self
+                    .market_pos(market)
+                    .ok_or(Rejection::UnknownMarket { market })?;
                 if !allowed(market) {
                     return Err(Rejection::AgentMarket { market });
                 }
@@ -1139,7 +1229,14 @@ impl Ledger {
         }
     }
 
-    fn place(&mut self, ctx: Ctx, req: &OrderRequest, check: PlaceCheck, height: u64, out: &mut BlockOut) -> Result<(), Rejection> {
+    fn place(
+        &mut self,
+        ctx: Ctx,
+        req: &OrderRequest,
+        check: PlaceCheck,
+        height: u64,
+        out: &mut BlockOut,
+    ) -> Result<(), Rejection> {
         let id = OrderId(self.meta.next_order_id);
         self.meta.next_order_id += 1;
         // Lock first; the engine's events then settle from the lock.
@@ -1191,7 +1288,14 @@ impl Ledger {
             },
             &mut events,
         );
-        let r = self.apply_book_events(check.market, &events, CancelCause::User, Some(req.client_order_id), height, out);
+        let r = self.apply_book_events(
+            check.market,
+            &events,
+            CancelCause::User,
+            Some(req.client_order_id),
+            height,
+            out,
+        );
         self.book_events = events;
         if let Err(reason) = r {
             // The engine refused the order before it changed anything: undo the lock.
@@ -1201,23 +1305,34 @@ impl Ledger {
         Ok(())
     }
 
-    fn cancel(&mut self, ctx: Ctx, target: &CancelTarget, height: u64, out: &mut BlockOut) -> Result<(), Rejection> {
+    fn cancel(
+        &mut self,
+        ctx: Ctx,
+        target: &CancelTarget,
+        height: u64,
+        out: &mut BlockOut,
+    ) -> Result<(), Rejection> {
         match *target {
             CancelTarget::Order(_) | CancelTarget::ClientOrder(_) => {
                 let ids = self.cancel_targets(ctx, target, None)?;
                 for id in ids {
-                    let m = self.market_pos(self.orders[&id].market).expect("bug: order in an unlisted market");
+                    let m = self
+                        .market_pos(self.orders[&id].market)
+                        .expect("bug: order in an unlisted market");
                     let mut events = std::mem::take(&mut self.book_events);
                     events.clear();
                     self.markets[m].book.cancel(id, &mut events);
-                    let r = self.apply_book_events(m, &events, CancelCause::User, None, height, out);
+                    let r =
+                        self.apply_book_events(m, &events, CancelCause::User, None, height, out);
                     self.book_events = events;
                     r.expect("bug: an open order is missing from its book");
                 }
                 Ok(())
             }
             CancelTarget::Market(market) => {
-                let m = self.market_pos(market).ok_or(Rejection::UnknownMarket { market })?;
+                let m = self
+                    .market_pos(market)
+                    .ok_or(Rejection::UnknownMarket { market })?;
                 if let Some(agent) = self.agent_policy(ctx) {
                     if !agent.policy.markets.allows(market) {
                         return Err(Rejection::AgentMarket { market });
@@ -1240,7 +1355,14 @@ impl Ledger {
         }
     }
 
-    fn cancel_all_in(&mut self, m: usize, owner: AccountIndex, cause: CancelCause, height: u64, out: &mut BlockOut) {
+    fn cancel_all_in(
+        &mut self,
+        m: usize,
+        owner: AccountIndex,
+        cause: CancelCause,
+        height: u64,
+        out: &mut BlockOut,
+    ) {
         let mut events = std::mem::take(&mut self.book_events);
         events.clear();
         self.markets[m].book.cancel_all(owner, &mut events);
@@ -1249,18 +1371,30 @@ impl Ledger {
         r.expect("bug: cancel-all was refused");
     }
 
-    fn execute_modify(&mut self, ctx: Ctx, modify: &ModifyOrder, height: u64, out: &mut BlockOut) -> Result<(), Rejection> {
+    fn execute_modify(
+        &mut self,
+        ctx: Ctx,
+        modify: &ModifyOrder,
+        height: u64,
+        out: &mut BlockOut,
+    ) -> Result<(), Rejection> {
         let order = self
             .orders
             .get(&modify.order_id)
             .filter(|o| o.owner == ctx.account)
-            .ok_or(Rejection::UnknownOrder { order_id: modify.order_id })?;
+            .ok_or(Rejection::UnknownOrder {
+                order_id: modify.order_id,
+            })?;
         if let Some(agent) = self.agent_policy(ctx) {
             if !agent.policy.markets.allows(order.market) {
-                return Err(Rejection::AgentMarket { market: order.market });
+                return Err(Rejection::AgentMarket {
+                    market: order.market,
+                });
             }
             if agent.used_in_block >= agent.policy.max_orders_per_block {
-                return Err(Rejection::AgentRate { max: agent.policy.max_orders_per_block });
+                return Err(Rejection::AgentRate {
+                    max: agent.policy.max_orders_per_block,
+                });
             }
         }
         let price = modify.price_ticks.unwrap_or(order.price);
@@ -1268,17 +1402,28 @@ impl Ledger {
         if price == order.price && size == order.remaining {
             return Err(Rejection::ModifyNoChange);
         }
-        let m = self.market_pos(order.market).expect("bug: order in an unlisted market");
+        let m = self
+            .market_pos(order.market)
+            .expect("bug: order in an unlisted market");
         let ms = &self.markets[m];
         let limits = &self.genesis.limits;
         if size < ms.market.min_size_lots() {
-            return Err(Rejection::SizeBelowMinimum { size, min: ms.market.min_size_lots() });
+            return Err(Rejection::SizeBelowMinimum {
+                size,
+                min: ms.market.min_size_lots(),
+            });
         }
         if size > limits.max_order_size_lots {
-            return Err(Rejection::SizeTooLarge { size, max: limits.max_order_size_lots });
+            return Err(Rejection::SizeTooLarge {
+                size,
+                max: limits.max_order_size_lots,
+            });
         }
         if price > limits.max_price_ticks {
-            return Err(Rejection::PriceTooHigh { price, max: limits.max_price_ticks });
+            return Err(Rejection::PriceTooHigh {
+                price,
+                max: limits.max_price_ticks,
+            });
         }
         let asset = match order.side {
             Side::Buy => ms.quote,
@@ -1336,7 +1481,13 @@ impl Ledger {
                         other => panic!("bug: the engine refused a checked order: {other}"),
                     });
                 }
-                BookEvent::Accepted { order_id, side, price, size, .. } => {
+                BookEvent::Accepted {
+                    order_id,
+                    side,
+                    price,
+                    size,
+                    ..
+                } => {
                     let order = &self.orders[&order_id];
                     out.events.push(LedgerEvent::OrderAccepted {
                         order_id,
@@ -1372,20 +1523,36 @@ impl Ledger {
                     out.committed.push(CommittedItem::Fill(fill));
                     out.events.push(LedgerEvent::Fill { index });
                 }
-                BookEvent::Rested { order_id, remaining, .. } => {
+                BookEvent::Rested {
+                    order_id,
+                    remaining,
+                    ..
+                } => {
                     let priority = self.meta.next_priority;
                     self.meta.next_priority += 1;
                     let slot = match self.orders[&order_id].slot {
                         Some(s) => s,
                         None => self.allocate_slot(),
                     };
-                    let order = self.orders.get_mut(&order_id).expect("bug: rested order unknown");
+                    let order = self
+                        .orders
+                        .get_mut(&order_id)
+                        .expect("bug: rested order unknown");
                     order.priority = priority;
                     order.slot = Some(slot);
                     self.dirty_orders.push(order_id);
-                    out.events.push(LedgerEvent::OrderRested { order_id, market: market_id, remaining });
+                    out.events.push(LedgerEvent::OrderRested {
+                        order_id,
+                        market: market_id,
+                        remaining,
+                    });
                 }
-                BookEvent::Cancelled { order_id, remaining, reason, .. } => {
+                BookEvent::Cancelled {
+                    order_id,
+                    remaining,
+                    reason,
+                    ..
+                } => {
                     let cause = match reason {
                         CancelReason::User => user_cause,
                         CancelReason::SelfTrade => CancelCause::SelfTrade,
@@ -1401,7 +1568,11 @@ impl Ledger {
                         cause,
                     });
                 }
-                BookEvent::Expired { order_id, remaining, .. } => {
+                BookEvent::Expired {
+                    order_id,
+                    remaining,
+                    ..
+                } => {
                     let order = self.remove_order(order_id);
                     out.events.push(LedgerEvent::OrderExpired {
                         order_id,
@@ -1410,11 +1581,25 @@ impl Ledger {
                         remaining,
                     });
                 }
-                BookEvent::Reduced { order_id, remaining, .. } => {
+                BookEvent::Reduced {
+                    order_id,
+                    remaining,
+                    ..
+                } => {
                     self.resize_order(m, order_id, None, remaining);
-                    out.events.push(LedgerEvent::OrderReduced { order_id, market: market_id, remaining });
+                    out.events.push(LedgerEvent::OrderReduced {
+                        order_id,
+                        market: market_id,
+                        remaining,
+                    });
                 }
-                BookEvent::Replaced { order_id, new_price, new_size, priority_kept, .. } => {
+                BookEvent::Replaced {
+                    order_id,
+                    new_price,
+                    new_size,
+                    priority_kept,
+                    ..
+                } => {
                     self.resize_order(m, order_id, Some(new_price), new_size);
                     out.events.push(LedgerEvent::OrderReplaced {
                         order_id,
@@ -1430,9 +1615,18 @@ impl Ledger {
     }
 
     /// Give an order a new price and/or open size, re-locking exactly what it now needs.
-    fn resize_order(&mut self, m: usize, id: OrderId, price: Option<PriceTicks>, remaining: SizeLots) {
+    fn resize_order(
+        &mut self,
+        m: usize,
+        id: OrderId,
+        price: Option<PriceTicks>,
+        remaining: SizeLots,
+    ) {
         let ms = &self.markets[m];
-        let order = self.orders.get_mut(&id).expect("bug: resized order unknown");
+        let order = self
+            .orders
+            .get_mut(&id)
+            .expect("bug: resized order unknown");
         let asset = match order.side {
             Side::Buy => ms.quote,
             Side::Sell => ms.base,
@@ -1471,8 +1665,16 @@ impl Ledger {
     ) -> Fill {
         let ms = &self.markets[m];
         let (base_pos, quote_pos) = (ms.base, ms.quote);
-        let quote = ms.market.quote_notional(price, size).expect("bug: genesis limits bound every notional").0;
-        let base = ms.market.base_amount(size).expect("bug: genesis limits bound every size").0;
+        let quote = ms
+            .market
+            .quote_notional(price, size)
+            .expect("bug: genesis limits bound every notional")
+            .0;
+        let base = ms
+            .market
+            .base_amount(size)
+            .expect("bug: genesis limits bound every size")
+            .0;
         let taker_fee = ms.market.taker_fee(Amount(quote)).0;
         let maker_fee = match ms.market.maker_fee(Amount(quote)) {
             Fee::Charge(a) => FeePaid::Charge(a),
@@ -1509,9 +1711,9 @@ impl Ledger {
             height,
             market: self.markets[m].market.id(),
             maker_order_id: maker.0,
-            maker: self.accounts[maker.1 .0 as usize].id,
+            maker: self.accounts[maker.1.0 as usize].id,
             taker_order_id: taker.0,
-            taker: self.accounts[taker.1 .0 as usize].id,
+            taker: self.accounts[taker.1.0 as usize].id,
             taker_side,
             price,
             size,
@@ -1528,7 +1730,10 @@ impl Ledger {
     /// exactly what the rest needs and free the difference; remove the order if done.
     fn trade_from_lock(&mut self, m: usize, id: OrderId, remaining: SizeLots, spent: u128) {
         let ms = &self.markets[m];
-        let order = self.orders.get_mut(&id).expect("bug: a fill of an unknown order");
+        let order = self
+            .orders
+            .get_mut(&id)
+            .expect("bug: a fill of an unknown order");
         let asset = match order.side {
             Side::Buy => ms.quote,
             Side::Sell => ms.base,
@@ -1560,14 +1765,22 @@ impl Ledger {
             return;
         }
         let bal = &mut self.accounts[idx.0 as usize].balances[asset];
-        bal.free = bal.free.checked_add(amount).expect("bug: a balance above total supply");
+        bal.free = bal
+            .free
+            .checked_add(amount)
+            .expect("bug: a balance above total supply");
         self.mark_account(idx);
     }
 
     /// Remove an order's record, unlocking whatever it still held.
     fn remove_order(&mut self, id: OrderId) -> OpenOrder {
-        let order = self.orders.remove(&id).expect("bug: removing an unknown order");
-        let m = self.market_pos(order.market).expect("bug: order in an unlisted market");
+        let order = self
+            .orders
+            .remove(&id)
+            .expect("bug: removing an unknown order");
+        let m = self
+            .market_pos(order.market)
+            .expect("bug: order in an unlisted market");
         let asset = match order.side {
             Side::Buy => self.markets[m].quote,
             Side::Sell => self.markets[m].base,
@@ -1611,7 +1824,8 @@ impl Ledger {
             return idx;
         }
         let idx = AccountIndex(self.accounts.len() as u64);
-        self.accounts.push(Account::new(*id, idx, self.assets.len()));
+        self.accounts
+            .push(Account::new(*id, idx, self.assets.len()));
         self.by_id.insert(*id, idx);
         self.meta.accounts += 1;
         self.mark_account(idx);
@@ -1666,7 +1880,12 @@ impl Ledger {
         let account = &self.accounts[idx.0 as usize];
         Some(crate::proof::BalanceProof {
             index: idx,
-            balances: self.assets.iter().copied().zip(account.balances.iter().copied()).collect(),
+            balances: self
+                .assets
+                .iter()
+                .copied()
+                .zip(account.balances.iter().copied())
+                .collect(),
             rest_hash: account.rest_hash(),
             path: self.account_path(idx),
             orders_root: self.order_tree.root(),
@@ -1689,21 +1908,36 @@ impl Ledger {
         for ms in &self.markets {
             book_total += ms.book.len();
             for view in ms.book.orders_in_priority() {
-                let order = self.orders.get(&view.id).ok_or(format!("book order {} has no record", view.id))?;
-                if order.remaining != view.remaining || order.price != view.price || order.owner != view.owner {
+                let order = self
+                    .orders
+                    .get(&view.id)
+                    .ok_or(format!("book order {} has no record", view.id))?;
+                if order.remaining != view.remaining
+                    || order.price != view.price
+                    || order.owner != view.owner
+                {
                     return Err(format!("order {} differs between book and ledger", view.id));
                 }
             }
         }
         if book_total != self.orders.len() {
-            return Err(format!("{} records but {} resting orders", self.orders.len(), book_total));
+            return Err(format!(
+                "{} records but {} resting orders",
+                self.orders.len(),
+                book_total
+            ));
         }
         for order in self.orders.values() {
             let needs = self.order_needs(order);
             if order.locked.0 != needs {
-                return Err(format!("order {} locks {} but needs {}", order.id, order.locked, needs));
+                return Err(format!(
+                    "order {} locks {} but needs {}",
+                    order.id, order.locked, needs
+                ));
             }
-            let m = self.market_pos(order.market).ok_or("order in unlisted market")?;
+            let m = self
+                .market_pos(order.market)
+                .ok_or("order in unlisted market")?;
             let asset = match order.side {
                 Side::Buy => self.markets[m].quote,
                 Side::Sell => self.markets[m].base,
@@ -1715,17 +1949,27 @@ impl Ledger {
         for (i, account) in self.accounts.iter().enumerate() {
             for (p, bal) in account.balances.iter().enumerate() {
                 if bal.locked != locked[i][p] {
-                    return Err(format!("account {i} asset {p}: locked {} but orders need {}", bal.locked, locked[i][p]));
+                    return Err(format!(
+                        "account {i} asset {p}: locked {} but orders need {}",
+                        bal.locked, locked[i][p]
+                    ));
                 }
-                totals[p] = totals[p].checked_add(bal.total().ok_or("balance overflow")?).ok_or("supply overflow")?;
+                totals[p] = totals[p]
+                    .checked_add(bal.total().ok_or("balance overflow")?)
+                    .ok_or("supply overflow")?;
             }
             if account.open_orders != open[i] {
-                return Err(format!("account {i}: {} open orders counted, {} found", account.open_orders, open[i]));
+                return Err(format!(
+                    "account {i}: {} open orders counted, {} found",
+                    account.open_orders, open[i]
+                ));
             }
         }
         for ((asset, supply), total) in self.genesis.supply().into_iter().zip(totals) {
             if supply != total {
-                return Err(format!("asset {asset}: supply {supply} but {total} accounted for"));
+                return Err(format!(
+                    "asset {asset}: supply {supply} but {total} accounted for"
+                ));
             }
         }
         Ok(())
@@ -1733,7 +1977,12 @@ impl Ledger {
 }
 
 /// What an order of `side` at `price` with `remaining` open must lock.
-pub(crate) fn lock_for(market: &Market, side: Side, price: PriceTicks, remaining: SizeLots) -> u128 {
+pub(crate) fn lock_for(
+    market: &Market,
+    side: Side,
+    price: PriceTicks,
+    remaining: SizeLots,
+) -> u128 {
     match side {
         Side::Buy => market.buy_lock(price, remaining),
         Side::Sell => market.sell_lock(remaining),
@@ -1743,6 +1992,11 @@ pub(crate) fn lock_for(market: &Market, side: Side, price: PriceTicks, remaining
 }
 
 /// An account's leaf from the parts a balance proof carries.
-pub(crate) fn leaf_from_parts(id: &AccountId, index: AccountIndex, balances: &[(AssetId, Balance)], rest_hash: &Hash) -> Hash {
+pub(crate) fn leaf_from_parts(
+    id: &AccountId,
+    index: AccountIndex,
+    balances: &[(AssetId, Balance)],
+    rest_hash: &Hash,
+) -> Hash {
     account_leaf(id, index, balances, rest_hash)
 }

@@ -24,3 +24,6 @@ pub use proof::{BalanceProof, FillProof, verify_balance_proof, verify_fill_proof
 pub use rejection::Rejection;
 pub use snapshot::{SnapshotError, StateChange};
 pub use verify::VerifyingKeyCache;
+
+#[cfg(test)]
+mod tests;

@@ -168,11 +168,7 @@ impl Ledger {
             value: Some(encode(&self.meta)),
         });
         for id in &self.last_changed_orders {
-            let value = self
-                .orders
-                .get(id)
-                .filter(|o| o.slot.is_some())
-                .map(encode);
+            let value = self.orders.get(id).filter(|o| o.slot.is_some()).map(encode);
             out.push(StateChange {
                 key: order_key(*id),
                 value,
@@ -251,7 +247,9 @@ impl Ledger {
                 return Err(inconsistent("account indices are not dense"));
             }
             if record.balances.len() != ledger.assets.len() {
-                return Err(inconsistent("an account's balances do not match the assets"));
+                return Err(inconsistent(
+                    "an account's balances do not match the assets",
+                ));
             }
             let idx = ledger.account_or_create(&record.id);
             if idx.0 != index {
@@ -347,7 +345,9 @@ impl Ledger {
                 return Err(inconsistent("an open order expired before the last block"));
             }
         }
-        ledger.check_invariants().map_err(SnapshotError::Inconsistent)?;
+        ledger
+            .check_invariants()
+            .map_err(SnapshotError::Inconsistent)?;
         ledger.compute_state_root();
         Ok(ledger)
     }
