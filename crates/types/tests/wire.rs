@@ -124,8 +124,8 @@ fn action() -> impl Strategy<Value = Action> {
     ]
 }
 
-/// A transaction of any shape, valid or not, signed by the key of `seed` (or by an
-/// arbitrary key that is not its signer, to cover agents).
+/// A transaction of any shape, valid or not; its signer is a real key, and half the time the
+/// account is another (the agent case).
 fn transaction() -> impl Strategy<Value = Transaction> {
     (
         any::<u64>(),
@@ -149,7 +149,7 @@ fn transaction() -> impl Strategy<Value = Transaction> {
         })
 }
 
-/// A transaction that passes `validate`, signed by its signer: `(seed, tx)`.
+/// A transaction that passes `validate`, signed by its signer.
 fn valid_signed() -> impl Strategy<Value = SignedTransaction> {
     (any::<[u8; 32]>(), transaction()).prop_filter_map("structurally invalid", |(seed, mut tx)| {
         let key = Keypair::from_seed(seed);
