@@ -1,4 +1,75 @@
 //! Execute blocks: the exchange's ledger and its deterministic state transition.
+//!
+//! [`Ledger`] holds every account (balances `free`/`locked` per asset, nonce windows, agent
+//! keys, the dead-man switch), every open order with exactly what it locked, one
+//! [`dex_engine::OrderBook`] per market, and two Merkle trees. [`Ledger::execute_block`]
+//! takes a parent hash, the block time and the block's transactions (signatures already
+//! verified by the node, in parallel, off this path) and returns a [`BlockResult`]: one
+//! [`TxOutcome`] per transaction, the ordered [`LedgerEvent`]s, the committed fills and
+//! withdrawal receipts, the state root and the fills root. The crate is pure: no IO, no
+//! clock (time is the block time), no randomness, no floats, no hash-order iteration.
+//!
+//! # A block, step by step
+//! 1. **Start of block**: each book expires its good-til-time orders at the block time, then
+//!    every dead-man switch due at or before it fires (all the account's orders cancelled).
+//! 2. **Canonical order**: transactions run by class (non-order actions, cancels, post-only
+//!    placements, other orders; [`dex_types::ExecutionClass`]) and inside a class by
+//!    [`dex_types::canonical_order_key`]`(parent hash, tx id)`. The proposer picks which
+//!    transactions, never their order; the order of the slice passed in does not matter.
+//! 3. **Each transaction**: chain id, expiry, structure, account, signer authority (owner,
+//!    or an unexpired agent), then the signer's nonce window; then the action. A failure is
+//!    a typed [`Rejection`] in the outcome, never a panic and never a balance change.
+//!    Rejections found before the nonce is consumed (wrong chain, expired, invalid, unknown
+//!    account or agent, expired agent, an agent signing a fund movement, a bad nonce) leave
+//!    the nonce unused; all later ones consume it, so a signed, authorised transaction that
+//!    failed can never be replayed once its circumstances change
+//!    ([`Rejection::consumes_nonce`]).
+//! 4. **End of block**: agent revocations take effect (an agent revoked in a block may still
+//!    act in that block); per-block agent counters reset.
+//! 5. **Roots** ([`Ledger::finish_roots`]): the dirty accounts and orders are re-hashed into
+//!    their trees and only their paths are recomputed (see [`tree`] and
+//!    `docs/adr/0001-state-root.md`); the fills root is a [`dex_types::merkle`] root over the
+//!    block's fills and receipts.
+//!
+//! # Custody
+//! Placing an order moves exactly [`dex_types::Market::buy_lock`] (quote: notional at the
+//! limit price plus the fee bound) or [`dex_types::Market::sell_lock`] (base) from free to
+//! locked. Each fill settles both sides at the maker's price: the buyer pays notional plus
+//! its fee from its lock, the seller delivers base from its lock and receives the notional
+//! less its fee (plus any rebate); then each order's lock is recomputed for what remains and
+//! the excess is freed. Fees are charged rounded up and rebates paid rounded down; genesis
+//! requires `maker_bps + taker_bps ≥ 0`, so a fill's rebate never exceeds its own taker fee
+//! and the fee account's income on every fill is non-negative: the fee account can never go
+//! negative. Cancels, expiries and self-trade cancels free exactly what the order held.
+//! Invariant, checked by [`Ledger::check_invariants`] in tests: every order's lock equals
+//! [`Ledger::order_needs`], every account's locked balance equals the sum of its orders'
+//! locks, and for every asset Σ(free + locked) + withdrawn = genesis supply.
+//!
+//! # Batches
+//! A batch of one leg is a single order or cancel. A multi-leg batch applies its legs in
+//! order, either per leg (failures listed in [`TxOutcome::leg_rejections`]) or atomically:
+//! every leg is first checked against the state the earlier legs would leave (funds freed
+//! by cancels and taken by placements, client ids, open-order and book limits, post-only
+//! crossing including against the batch's own earlier orders), and only if all pass does any
+//! apply; otherwise the whole batch fails with [`Rejection::BatchLeg`] naming the leg. The
+//! checks are conservative where matching could differ, so an applied atomic batch never
+//! fails half-way. Matching outcomes (an IOC remainder, a fill-or-kill that cannot fill,
+//! self-trade cancels) are results of a leg, not failures.
+//!
+//! # Proofs, snapshots, diffs
+//! - [`Ledger::balance_proof`] / [`verify_balance_proof`]: an account's balances against a
+//!   state root; [`BlockResult::fill_proof`] / [`verify_fill_proof`]: a fill or withdrawal
+//!   receipt against a fills root. Both need only the header.
+//! - [`Ledger::snapshot`] / [`Ledger::restore`] (sorted key-value pairs) and
+//!   [`Ledger::to_bytes`] / [`Ledger::from_bytes`]: a restored ledger has the same root and
+//!   the same future. [`Ledger::block_changes`] returns the keys the last block changed, for
+//!   the node's atomic commit.
+//! - [`Ledger::check_transaction`]: the mempool's cheap admission check; it changes nothing.
+//! - [`VerifyingKeyCache`]: decompressed public keys per signer for the node's parallel
+//!   signature checks.
+//!
+//! # Feature flags
+//! None.
 #![forbid(unsafe_code)]
 
 pub mod account;
