@@ -447,10 +447,10 @@ impl Ledger {
                     let m = self
                         .market_pos(market)
                         .ok_or(Rejection::UnknownMarket { market })?;
-                    if let Some(agent) = agent {
-                        if !agent.policy.markets.allows(market) {
-                            return Err(Rejection::AgentMarket { market });
-                        }
+                    if let Some(agent) = agent
+                        && !agent.policy.markets.allows(market)
+                    {
+                        return Err(Rejection::AgentMarket { market });
                     }
                     if let BatchLeg::Place(req) = leg {
                         let ms = &self.markets[m];
@@ -484,12 +484,12 @@ impl Ledger {
                     .ok_or(Rejection::UnknownOrder {
                         order_id: modify.order_id,
                     })?;
-                if let Some(agent) = agent {
-                    if !agent.policy.markets.allows(order.market) {
-                        return Err(Rejection::AgentMarket {
-                            market: order.market,
-                        });
-                    }
+                if let Some(agent) = agent
+                    && !agent.policy.markets.allows(order.market)
+                {
+                    return Err(Rejection::AgentMarket {
+                        market: order.market,
+                    });
                 }
                 Ok(())
             }
@@ -1052,7 +1052,7 @@ impl Ledger {
         &self,
         ctx: Ctx,
         req: &OrderRequest,
-        mut sim: Option<&mut BatchSim>,
+        sim: Option<&mut BatchSim>,
     ) -> Result<PlaceCheck, Rejection> {
         let m = self
             .market_pos(req.market)
@@ -1088,10 +1088,10 @@ impl Ledger {
                 max: limits.max_price_ticks,
             });
         }
-        if let TimeInForce::Gtt { expires_at } = req.time_in_force {
-            if expires_at <= ctx.block_time {
-                return Err(Rejection::OrderAlreadyExpired { expires_at });
-            }
+        if let TimeInForce::Gtt { expires_at } = req.time_in_force
+            && expires_at <= ctx.block_time
+        {
+            return Err(Rejection::OrderAlreadyExpired { expires_at });
         }
         let account = &self.accounts[ctx.account.0 as usize];
         if let Some(cid) = req.client_order_id {
@@ -1170,7 +1170,7 @@ impl Ledger {
                 available: Amount(available),
             });
         }
-        if let Some(s) = sim.as_deref_mut() {
+        if let Some(s) = sim {
             s.spent.push((asset, lock));
             if let Some(cid) = req.client_order_id {
                 s.new_client_ids.push(cid);
@@ -1380,10 +1380,10 @@ impl Ledger {
                 let m = self
                     .market_pos(market)
                     .ok_or(Rejection::UnknownMarket { market })?;
-                if let Some(agent) = self.agent_policy(ctx) {
-                    if !agent.policy.markets.allows(market) {
-                        return Err(Rejection::AgentMarket { market });
-                    }
+                if let Some(agent) = self.agent_policy(ctx)
+                    && !agent.policy.markets.allows(market)
+                {
+                    return Err(Rejection::AgentMarket { market });
                 }
                 self.cancel_all_in(m, ctx.account, CancelCause::User, height, out);
                 Ok(())
@@ -1688,7 +1688,7 @@ impl Ledger {
         let owner = order.owner;
         let bal = &mut self.accounts[owner.0 as usize].balances[asset];
         // Release the old lock, take the new one (checked by `execute_modify`).
-        bal.free = bal.free + old;
+        bal.free += old;
         bal.free = bal
             .free
             .checked_sub(new)
@@ -1907,10 +1907,10 @@ impl Ledger {
         orders.sort_unstable();
         orders.dedup();
         for id in &orders {
-            if let Some(order) = self.orders.get(id) {
-                if let Some(slot) = order.slot {
-                    self.order_tree.set(u64::from(slot), order.leaf());
-                }
+            if let Some(order) = self.orders.get(id)
+                && let Some(slot) = order.slot
+            {
+                self.order_tree.set(u64::from(slot), order.leaf());
             }
         }
         let accounts_root = self.account_tree.commit();

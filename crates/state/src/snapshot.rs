@@ -298,10 +298,10 @@ impl Ledger {
             }
             let account = &mut ledger.accounts[owner];
             account.open_orders += 1;
-            if let Some(cid) = order.client_order_id {
-                if account.client_orders.insert(cid, order.id).is_some() {
-                    return Err(inconsistent("two open orders share a client order id"));
-                }
+            if let Some(cid) = order.client_order_id
+                && account.client_orders.insert(cid, order.id).is_some()
+            {
+                return Err(inconsistent("two open orders share a client order id"));
             }
             let mut events = Vec::new();
             ledger.markets[m].book.place(

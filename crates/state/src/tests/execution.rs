@@ -187,7 +187,8 @@ fn replayed_and_too_old_nonces_are_rejected() {
 #[test]
 fn order_rejections_consume_the_nonce_and_change_no_balance() {
     let mut l = ledger(2);
-    let cases: Vec<(Action, fn(&Rejection) -> bool)> = vec![
+    type Expect = fn(&Rejection) -> bool;
+    let cases: Vec<(Action, Expect)> = vec![
         (limit(MarketId(9), Side::Buy, 100, 1), |r| {
             matches!(r, Rejection::UnknownMarket { .. })
         }),

@@ -123,7 +123,7 @@ impl Builder {
         *n
     }
 
-    fn own_orders<'a>(ledger: &'a Ledger, acct: u64) -> Vec<&'a OpenOrder> {
+    fn own_orders(ledger: &Ledger, acct: u64) -> Vec<&OpenOrder> {
         let Some(a) = ledger.account(&key(acct)) else {
             return Vec::new();
         };
@@ -390,7 +390,7 @@ proptest! {
                     prop_assert_eq!(window(&l), before_window);
                 }
             }
-            l.check_invariants().map_err(|e| TestCaseError::fail(e))?;
+            l.check_invariants().map_err(TestCaseError::fail)?;
         }
     }
 }
