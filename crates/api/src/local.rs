@@ -9,15 +9,21 @@
 //! from execution) and is published to the [`FeedHub`], so the API serves it exactly as it
 //! will serve the validator node's blocks.
 //!
-//! What it is not: there is no consensus and no second validator. A block's commit
-//! certificate is absent (`None`), and the chain's validator set is empty; the header's
-//! proposer is the chain's own key. Nothing is written to disk.
+//! What it is not: there is no consensus round and no second validator. The chain's
+//! validator set is its one key (power 1), which proposes every block and signs its
+//! precommit; that one signature is the block's `dex_consensus::CommitCertificate` (round 0,
+//! value id = the header hash), so clients verify certificates exactly as they will on the
+//! real network. Nothing is written to disk.
 
 use crate::backend::{AccountAt, ApiBackend, BalanceProofAt, ChainInfo, CommittedBlock};
 use crate::error::{BackendError, SubmitError};
 use crate::hub::FeedHub;
 use crate::index::{BlockFeed, HubConfig};
+use crate::wire::ValidatorView;
 use async_trait::async_trait;
+use dex_consensus::{
+    CommitCertificate, CommitSignature, Height, Round, ValidatorIndex, Vote, VoteType,
+};
 use dex_state::{Genesis, GenesisError, Ledger, VerifyingKeyCache};
 use dex_types::{
     AccountId, Block, BlockHeader, Hash, Keypair, MAX_BLOCK_BYTES, MAX_BLOCK_TXS,
@@ -111,6 +117,7 @@ pub struct LocalChain {
     state: Mutex<LocalState>,
     hub: FeedHub,
     proposer: AccountId,
+    signer: ed25519_dalek::SigningKey,
     config: LocalChainConfig,
 }
 
@@ -118,7 +125,12 @@ impl LocalChain {
     /// A chain at genesis.
     pub fn new(genesis: &Genesis, config: LocalChainConfig) -> Result<LocalChain, GenesisError> {
         let ledger = Ledger::from_genesis(genesis)?;
-        let chain = ChainInfo::from_genesis(genesis, Vec::new())?;
+        let proposer = Keypair::from_seed(config.proposer_seed).account_id();
+        let validators = vec![ValidatorView {
+            public_key: proposer.to_hex(),
+            voting_power: 1,
+        }];
+        let chain = ChainInfo::from_genesis(genesis, validators)?;
         let hub = FeedHub::new(chain, &ledger, config.hub.clone());
         Ok(LocalChain {
             state: Mutex::new(LocalState {
@@ -131,7 +143,8 @@ impl LocalChain {
                 blocks: VecDeque::new(),
             }),
             hub,
-            proposer: Keypair::from_seed(config.proposer_seed).account_id(),
+            proposer,
+            signer: ed25519_dalek::SigningKey::from_bytes(&config.proposer_seed),
             config,
         })
     }
@@ -198,9 +211,10 @@ impl LocalChain {
         };
         block.header.txs_root = block.compute_txs_root();
         state.parent = block.hash();
+        let certificate = self.certify(&block.header);
         let committed = CommittedBlock {
             block,
-            certificate: None,
+            certificate: Some(certificate.encode()),
             result,
         };
         let feed = self
@@ -212,6 +226,27 @@ impl LocalChain {
             state.blocks.pop_front();
         }
         feed
+    }
+
+    /// The one validator's precommit of `header`, as a commit certificate.
+    fn certify(&self, header: &BlockHeader) -> CommitCertificate {
+        let vote = Vote {
+            chain_id: header.chain_id,
+            height: Height(header.height),
+            round: Round(0),
+            vote_type: VoteType::Precommit,
+            value_id: Some(header.hash()),
+            validator: ValidatorIndex(0),
+        };
+        CommitCertificate {
+            height: vote.height,
+            round: vote.round,
+            value_id: header.hash(),
+            signatures: vec![CommitSignature {
+                validator: vote.validator,
+                signature: vote.sign(&self.signer).signature,
+            }],
+        }
     }
 
     /// Commit a block every `interval` while transactions wait, and an empty one at least
