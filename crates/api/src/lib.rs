@@ -43,7 +43,7 @@ pub use http::{ApiConfig, openapi_document, router};
 pub use hub::FeedHub;
 pub use index::{BlockFeed, ChainIndex, HubConfig, PublishError};
 pub use limit::{Quota, RateLimiter};
-pub use local::{BlockProducer, Clock, LocalChain, LocalChainConfig};
+pub use local::{BlockProducer, Clock, LocalChain, LocalChainConfig, demo_genesis};
 pub use ws::WsConfig;
 
 use std::net::SocketAddr;

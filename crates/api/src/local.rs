@@ -278,6 +278,56 @@ impl LocalChain {
     }
 }
 
+/// A small genesis for demos and tests: USDC (asset 0, 6 decimals) and BTC (asset 1, 8
+/// decimals), market 1 BTC-USDC with tick 0.01, lot 0.0001, minimum one lot, maker rebate 1
+/// bp and taker fee 5 bp; each trader gets 1 000 000 USDC and 100 BTC.
+pub fn demo_genesis(chain_id: u64, genesis_time_ms: u64, traders: &[AccountId]) -> Genesis {
+    use dex_state::{Allocation, Limits};
+    use dex_types::{Amount, AssetId, AssetSpec, ChainId, MarketId, MarketSpec, SizeLots};
+    let mut allocations = Vec::new();
+    for trader in traders {
+        allocations.push(Allocation {
+            account: *trader,
+            asset: AssetId(0),
+            amount: Amount(1_000_000 * 1_000_000),
+        });
+        allocations.push(Allocation {
+            account: *trader,
+            asset: AssetId(1),
+            amount: Amount(100 * 100_000_000),
+        });
+    }
+    Genesis {
+        chain_id: ChainId(chain_id),
+        genesis_time: TimestampMs(genesis_time_ms),
+        assets: vec![
+            AssetSpec {
+                id: AssetId(0),
+                symbol: "USDC".into(),
+                decimals: 6,
+            },
+            AssetSpec {
+                id: AssetId(1),
+                symbol: "BTC".into(),
+                decimals: 8,
+            },
+        ],
+        markets: vec![MarketSpec {
+            id: MarketId(1),
+            base: AssetId(1),
+            quote: AssetId(0),
+            tick_size: rust_decimal::Decimal::new(1, 2),
+            lot_size: rust_decimal::Decimal::new(1, 4),
+            min_size_lots: SizeLots(1),
+            maker_fee_bps: -1,
+            taker_fee_bps: 5,
+        }],
+        allocations,
+        fee_account: Keypair::from_seed([0xfe; 32]).account_id(),
+        limits: Limits::default(),
+    }
+}
+
 /// The background block producer of a [`LocalChain`]; dropping it stops the task.
 #[derive(Debug)]
 pub struct BlockProducer {

@@ -90,6 +90,17 @@ fn system_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The first client order id of a client started at `now_ms`: the time in the high bits
+/// (so a later run never reuses an earlier run's ids) and 16 random bits (so two clients
+/// of one account started in the same millisecond rarely overlap; if they do, the ledger
+/// refuses the duplicate, it never places twice).
+fn client_id_base(now_ms: u64) -> u64 {
+    let mut noise = [0u8; 2];
+    // Without randomness the time alone still gives distinct ids across runs.
+    let _ = getrandom::fill(&mut noise);
+    (now_ms << 16) | u64::from(u16::from_le_bytes(noise))
+}
+
 /// A connection to one node's API, optionally with a trading key.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -166,7 +177,7 @@ impl Client {
             markets: Arc::new(markets),
             key: key.map(Arc::new),
             nonces: Arc::new(NonceManager::new(highest, now)),
-            client_ids: Arc::new(AtomicU64::new(now << 12)),
+            client_ids: Arc::new(AtomicU64::new(client_id_base(now))),
             chain_time,
             config,
         })
@@ -446,6 +457,13 @@ impl Client {
                             outcome: None,
                         })
                         .await;
+                }
+                // Our own earlier attempt may have spent the nonce: then it is committed.
+                Err(e) if e.code() == Some("nonce_replayed") => {
+                    return match self.tx_status(&hash).await {
+                        Ok(status) if status.state == TxState::Committed => Ok(status),
+                        _ => Err(e),
+                    };
                 }
                 Err(e) if !e.is_retryable() => return Err(e),
                 Err(e) => e,
