@@ -37,7 +37,10 @@
 //!
 //! Proposer selection is documented in [`validators`]; signing and encoding in [`messages`].
 //!
-//! The crate has no feature flags.
+//! # Features
+//! - `mutation-hooks` (off by default): adds `Consensus::set_ignore_lock`, which makes the
+//!   core ignore its lock. It exists only for the simulator's self-test (`sim/`), which
+//!   shows that its safety checks catch a broken core; never enable it in a node.
 #![forbid(unsafe_code)]
 
 pub mod certificate;

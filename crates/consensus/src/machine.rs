@@ -329,6 +329,9 @@ pub struct Consensus<V> {
     future: BTreeMap<ValidatorIndex, VecDeque<Message<V>>>,
     /// Buffered messages of the current height waiting to be processed.
     replay: VecDeque<Message<V>>,
+    /// The simulator's self-test switch: ignore the lock in the prevote rule.
+    #[cfg(feature = "mutation-hooks")]
+    ignore_lock: bool,
 }
 
 impl<V: ConsensusValue> Consensus<V> {
@@ -383,6 +386,8 @@ impl<V: ConsensusValue> Consensus<V> {
             awaiting_value: None,
             future: BTreeMap::new(),
             replay: VecDeque::new(),
+            #[cfg(feature = "mutation-hooks")]
+            ignore_lock: false,
         };
         core.load_wal(wal)?;
         let mut out = vec![Effect::StartHeight { height }];
@@ -573,6 +578,14 @@ impl<V: ConsensusValue> Consensus<V> {
     /// The configuration.
     pub fn config(&self) -> &ConsensusConfig {
         &self.config
+    }
+
+    /// For the simulator's self-test only (feature `mutation-hooks`): ignore the lock in
+    /// the prevote rule (Alg.1 L23, L29), which breaks safety on purpose so the simulator
+    /// can show its checks catch it. Never used by a node.
+    #[cfg(feature = "mutation-hooks")]
+    pub fn set_ignore_lock(&mut self, ignore: bool) {
+        self.ignore_lock = ignore;
     }
 
     // ----- message intake -----
@@ -1170,6 +1183,8 @@ impl<V: ConsensusValue> Consensus<V> {
                     })
                 }
             };
+            #[cfg(feature = "mutation-hooks")]
+            let lock_allows = lock_allows || self.ignore_lock;
             if !lock_allows {
                 choice = Some(None); // L26 / L32
                 break;
