@@ -231,7 +231,7 @@ impl PolkaCertificate {
 mod tests {
     use super::*;
     use crate::messages::ConsensusValue;
-    use crate::testkit::{CHAIN, Fixture, TestValue, value};
+    use crate::testkit::{CHAIN, Fixture, OTHER_CHAIN, TestValue, value};
 
     fn certificate(fx: &Fixture, signers: &[u32], v: &TestValue) -> CommitCertificate {
         CommitCertificate {
@@ -319,7 +319,7 @@ mod tests {
         assert!(other_round.verify(&fx.set, CHAIN).is_err());
         assert!(
             certificate(&fx, &[0, 1, 2], &v)
-                .verify(&fx.set, CHAIN + 1)
+                .verify(&fx.set, OTHER_CHAIN)
                 .is_err()
         );
         // Prevotes are not precommits.

@@ -130,7 +130,7 @@ mod tests {
 
     #[test]
     fn timeouts_grow_linearly_and_saturate() {
-        let config = ConsensusConfig::new(7);
+        let config = ConsensusConfig::new(ChainId(7));
         assert_eq!(config.timeout_ms(TimeoutKind::Propose, Round(0)), 1_000);
         assert_eq!(config.timeout_ms(TimeoutKind::Propose, Round(3)), 2_500);
         assert_eq!(config.timeout_ms(TimeoutKind::Prevote, Round(2)), 1_000);

@@ -166,7 +166,7 @@ impl Evidence {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::{CHAIN, Fixture, value};
+    use crate::testkit::{CHAIN, Fixture, OTHER_CHAIN, value};
     use crate::types::VoteType;
 
     #[test]
@@ -227,7 +227,7 @@ mod tests {
         );
         assert_eq!(
             Evidence::conflicting_votes(a, b)
-                .verify(&fx.set, CHAIN + 1)
+                .verify(&fx.set, OTHER_CHAIN)
                 .map_err(|_| ()),
             Err(())
         );

@@ -15,13 +15,14 @@
 //! node and the deterministic simulator drive the very same code.
 //!
 //! - **Values are opaque.** The core is generic over [`ConsensusValue`] and only uses its
-//!   id. Whether a value is valid (parent, timestamp, execution roots) is the host's
-//!   verdict, asked with [`Effect::ValidateProposal`]; the core never prevotes a value
-//!   before the host called it valid, and prevotes nil for an invalid one.
-//! - **No double signing, even across crashes.** Every own proposal and vote is returned as
-//!   [`Effect::Persist`] before [`Effect::Broadcast`]; after a restart,
-//!   [`Consensus::restore`] rebuilds the round, step and lock from that log and refuses to
-//!   sign anything conflicting with it.
+//!   id (the exchange's [`dex_types::Block`] implements it in [`block`]). Whether a value
+//!   is valid (parent, timestamp, execution roots) is the host's verdict, asked with
+//!   [`Effect::ValidateProposal`]; the core never prevotes a value before the host called
+//!   it valid, and prevotes nil for an invalid one.
+//! - **No double signing, even across crashes.** Every own proposal and vote, and every new
+//!   valid value, is returned as [`Effect::Persist`] of a [`WalEntry`] before it is sent;
+//!   after a restart, [`Consensus::restore`] rebuilds the round, step, lock and valid value
+//!   from that log and never signs anything conflicting with it.
 //! - **Bounded memory.** Messages are kept for a window of rounds and heights
 //!   ([`ConsensusConfig`]); at most one vote per validator, round and type counts, the first
 //!   conflicting one becomes [`Evidence`], and any further one is dropped.
@@ -29,11 +30,14 @@
 //!   [`Effect::RequestValue`] carrying the batching interval; the host answers with
 //!   [`Input::ProposeValue`] once its block is full or the interval has passed. The propose
 //!   timeout runs meanwhile, so a host that never answers cannot stall the round.
-//! - **Retransmission.** Algorithm 1 assumes every message is eventually delivered. The
-//!   core re-sends its own messages of the current round on a timer
-//!   ([`ConsensusConfig::rebroadcast_ms`]); a node that fell a height behind is answered by
-//!   its peers' hosts with the decided value and its [`CommitCertificate`]
-//!   ([`Input::Decided`]) — [`ConsensusError::HeightBehind`] tells a host when a sender needs it.
+//! - **Retransmission.** Algorithm 1 assumes every message is eventually delivered. On a
+//!   timer ([`ConsensusConfig::rebroadcast_ms`]) the core re-sends its own messages of the
+//!   current round, and sends validators seen in an earlier round its own messages of that
+//!   round ([`Effect::SendTo`]). A re-proposal carries the [`PolkaCertificate`] of its
+//!   valid round, so validators that lost those prevotes can still accept it. A node that
+//!   fell a height behind is answered by its peers' hosts with the decided value and its
+//!   [`CommitCertificate`] ([`Input::Decided`]); [`ConsensusError::HeightBehind`] tells a
+//!   host when a sender needs that.
 //!
 //! Proposer selection is documented in [`validators`]; signing and encoding in [`messages`].
 //!
@@ -43,6 +47,7 @@
 //!   shows that its safety checks catch a broken core; never enable it in a node.
 #![forbid(unsafe_code)]
 
+pub mod block;
 pub mod certificate;
 pub mod config;
 pub mod evidence;

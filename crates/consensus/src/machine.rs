@@ -488,6 +488,11 @@ impl<V: ConsensusValue> Consensus<V> {
     /// Take a logged valid value back if it is the latest one.
     fn load_valid(&mut self, value: V, polka: PolkaCertificate) -> Result<(), SetupError> {
         let id = value.id();
+        if !value.is_consistent() {
+            return Err(SetupError::WalInvalidEntry(
+                MessageError::InconsistentValue { id },
+            ));
+        }
         if polka.value_id != id {
             return Err(SetupError::WalInvalidEntry(MessageError::PolkaMismatch));
         }
@@ -788,6 +793,9 @@ impl<V: ConsensusValue> Consensus<V> {
         if self.own_index() != Some(self.validators.proposer(height, round)) {
             return Err(ConsensusError::NotProposer { height, round });
         }
+        if !value.is_consistent() {
+            return Err(MessageError::InconsistentValue { id: value.id() }.into());
+        }
         if self.awaiting_value == Some(round) {
             self.awaiting_value = None;
             self.propose(value, None, out);
@@ -813,6 +821,9 @@ impl<V: ConsensusValue> Consensus<V> {
                 value_id,
                 certified: certificate.value_id,
             });
+        }
+        if !value.is_consistent() {
+            return Err(MessageError::InconsistentValue { id: value_id }.into());
         }
         certificate.verify(&self.validators, self.config.chain_id)?;
         out.push(Effect::Decide { value, certificate });

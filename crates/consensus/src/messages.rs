@@ -19,11 +19,22 @@ use std::fmt::Debug;
 /// What consensus decides on. The core never looks inside a value: it only needs its id,
 /// and asks the host whether a value is valid ([`Effect::ValidateProposal`](crate::Effect)).
 ///
-/// The node uses the block; `id` must be a collision-resistant commitment to the whole
-/// value (for a block: its header hash, the header committing to the transactions).
+/// The node uses the block (see [`block`](crate::block)). Votes, certificates and the
+/// host's verdicts are all keyed by `id`, so `id` must commit to the whole value: if two
+/// different values could share an id, a relay could swap a proposal's body under its
+/// signed id and get the real one judged invalid.
 pub trait ConsensusValue: Clone + Debug + BorshSerialize + BorshDeserialize {
     /// The value's id, which votes and certificates name.
     fn id(&self) -> Hash;
+
+    /// Whether `id` commits to all of this value. A value whose id hashes only part of it
+    /// (a block's id is its header's hash) checks here that the rest matches what that
+    /// part commits to (the header's transaction root). Checked on every value that
+    /// enters the core, before anything is keyed by its id. Cheap structural check only;
+    /// validity is the host's verdict.
+    fn is_consistent(&self) -> bool {
+        true
+    }
 }
 
 /// The largest encoded [`SignedVote`] (a vote is fixed-size; this leaves no slack for junk).
@@ -189,6 +200,9 @@ impl<V: ConsensusValue> ProposalMessage<V> {
                 actual,
             });
         }
+        if !self.value.is_consistent() {
+            return Err(MessageError::InconsistentValue { id: actual });
+        }
         self.signed.verify(validators, chain_id)?;
         if let Some(polka) = &self.polka {
             if (Some(polka.round), polka.height, polka.value_id)
@@ -295,6 +309,13 @@ pub enum MessageError {
         /// Id of the value attached.
         actual: Hash,
     },
+    /// The value does not match what its id commits to (for a block: the transactions do
+    /// not hash to the header's transaction root), so its id cannot be trusted.
+    #[error("value {id} does not match what its id commits to")]
+    InconsistentValue {
+        /// The value's claimed id.
+        id: Hash,
+    },
     /// The polka attached to a proposal is not for its height, valid round and value.
     #[error("the proposal's polka is not for its height, valid round and value")]
     PolkaMismatch,
@@ -384,7 +405,7 @@ pub(crate) fn verify_signature(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::{CHAIN, Fixture, TestValue, value};
+    use crate::testkit::{CHAIN, Fixture, OTHER_CHAIN, TestValue, value};
 
     fn hex(bytes: &[u8]) -> String {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -405,7 +426,7 @@ mod tests {
         let bytes = vote.encode();
         // Layout: chain u64 LE, height u64 LE, round u32 LE, type u8, Some tag, id, index u32 LE, signature.
         let mut layout = Vec::new();
-        layout.extend_from_slice(&CHAIN.to_le_bytes());
+        layout.extend_from_slice(&CHAIN.0.to_le_bytes());
         layout.extend_from_slice(&1u64.to_le_bytes());
         layout.extend_from_slice(&0u32.to_le_bytes());
         layout.push(1);
@@ -515,9 +536,9 @@ mod tests {
         let vote = golden_vote(&fx);
         assert_eq!(vote.verify(&fx.set, CHAIN), Ok(()));
         assert_eq!(
-            vote.verify(&fx.set, CHAIN + 1),
+            vote.verify(&fx.set, OTHER_CHAIN),
             Err(MessageError::WrongChain {
-                expected: CHAIN + 1,
+                expected: OTHER_CHAIN,
                 got: CHAIN
             })
         );

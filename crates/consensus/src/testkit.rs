@@ -11,7 +11,8 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use dex_types::{Domain, Hash};
 use ed25519_dalek::SigningKey;
 
-pub(crate) const CHAIN: ChainId = 7;
+pub(crate) const CHAIN: ChainId = ChainId(7);
+pub(crate) const OTHER_CHAIN: ChainId = ChainId(8);
 
 /// A value whose id is the hash of its bytes.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]

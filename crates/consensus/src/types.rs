@@ -4,11 +4,9 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use std::fmt;
 
-/// The chain a message belongs to. Carried in every signed consensus message so a vote of
-/// one network can never count on another.
-///
-/// A plain `u64` for now; it is the same number the transactions of the chain sign.
-pub type ChainId = u64;
+/// The chain a message belongs to (the same id transactions and block headers carry). It is
+/// in every signed consensus message, so a vote of one network never counts on another.
+pub use dex_types::ChainId;
 
 /// A consensus instance: height `h` decides block `h`.
 #[derive(

@@ -14,12 +14,12 @@ use dex_consensus::{
     CommitCertificate, Consensus, ConsensusConfig, ConsensusError, ConsensusValue, Effect, Height,
     Input, Message, Timeout, ValidatorIndex, ValidatorSet, VoteType, WalEntry,
 };
-use dex_types::{Domain, Hash};
+use dex_types::{ChainId, Domain, Hash};
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, VecDeque};
 
-const CHAIN: u64 = 11;
+const CHAIN: ChainId = ChainId(11);
 
 /// A stand-in block: who proposed it where.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]

@@ -878,13 +878,13 @@ fn messages_outside_the_window_are_rejected_with_typed_errors() {
         ConsensusError::Message(MessageError::UnknownValidator { .. })
     ));
     let mut other_chain = fx.vote(other, 5, 0, Prevote, None).vote;
-    other_chain.chain_id = CHAIN + 1;
+    other_chain.chain_id = OTHER_CHAIN;
     let other_chain = other_chain.sign(&fx.keys[other as usize]);
     assert_eq!(
         core.handle(Input::Vote(other_chain)).unwrap_err(),
         ConsensusError::Message(MessageError::WrongChain {
             expected: CHAIN,
-            got: CHAIN + 1
+            got: OTHER_CHAIN
         })
     );
     // A proposal signed by someone who is not the round's proposer.
