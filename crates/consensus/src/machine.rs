@@ -346,11 +346,13 @@ impl<V: ConsensusValue> Consensus<V> {
         Consensus::restore(config, validators, signing_key, height, std::iter::empty())
     }
 
-    /// A core resuming at `height` after a restart, from the messages it persisted
-    /// ([`Effect::Persist`]). Entries for lower heights are skipped, so the host may pass
-    /// its whole log. The core resumes in the latest round it signed in, re-sends what it
-    /// signed there, keeps its lock (the latest round it precommitted a value in) and
-    /// will never sign a message that conflicts with a logged one.
+    /// A core resuming at `height` after a restart, from the entries it persisted
+    /// ([`Effect::Persist`], in the order given). `height` is the lowest height not yet
+    /// committed in the host's store; entries for lower heights are skipped, so the host
+    /// may pass its whole log. The core resumes in the latest round it signed in, at the
+    /// step its votes there show, re-sends what it signed there, schedules that step's
+    /// timer, keeps its lock (the latest round it precommitted a value in) and its latest
+    /// valid value, and will never sign a message that conflicts with a logged one.
     pub fn restore(
         config: ConsensusConfig,
         validators: ValidatorSet,
