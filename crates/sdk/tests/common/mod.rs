@@ -2,6 +2,8 @@
 //! interval, served by the real API router on 127.0.0.1 (port 0), and funded trader keys.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use dex_api::{
     ApiConfig, BlockProducer, LocalChain, LocalChainConfig, Quota, ServerHandle, demo_genesis,
     spawn_server,
