@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 /// A rate: `per_second` sustained, `burst` at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Quota {
-    /// Requests per second, sustained (at least 1).
+    /// Requests per second, sustained (0: the burst never refills, for tests).
     pub per_second: u32,
     /// Requests at once from a full bucket (at least 1).
     pub burst: u32,
@@ -42,7 +42,7 @@ impl<K: Ord + Clone> RateLimiter<K> {
     pub fn new(quota: Quota, max_keys: usize) -> RateLimiter<K> {
         RateLimiter {
             quota: Quota {
-                per_second: quota.per_second.max(1),
+                per_second: quota.per_second,
                 burst: quota.burst.max(1),
             },
             max_keys: max_keys.max(1),
@@ -92,7 +92,10 @@ impl<K: Ord + Clone> RateLimiter<K> {
             Ok(())
         } else {
             let missing = MILLI - bucket.milli_tokens;
-            let wait_ms = missing.div_ceil(u64::from(self.quota.per_second));
+            let wait_ms = match self.quota.per_second {
+                0 => u64::MAX,
+                rate => missing.div_ceil(u64::from(rate)),
+            };
             Err(Duration::from_millis(wait_ms))
         }
     }

@@ -73,7 +73,10 @@ async fn fill_proofs_verify_and_tampering_is_caught() {
     // Garbage bytes are refused before any allocation they ask for.
     let mut bad = view.clone();
     bad.proof = "ff".repeat(5_000);
-    assert!(matches!(verify_fill(&bad, None), Err(VerifyError::Decode { .. })));
+    assert!(matches!(
+        verify_fill(&bad, None),
+        Err(VerifyError::Decode { .. })
+    ));
 
     // A forger rewrites the fill, builds a header whose fills root matches it and rehashes
     // the header: the proof checks out, and only the certificate exposes it.
@@ -112,7 +115,9 @@ async fn certificates_need_more_than_two_thirds_of_the_right_validators() {
     let header = header_from_view(&view.header).unwrap();
     let ours = client.chain().validators.clone();
     let set = validator_set(&ours).unwrap();
-    assert!(dex_sdk::verify::verify_certificate(&header, view.certificate.as_deref(), &set).is_ok());
+    assert!(
+        dex_sdk::verify::verify_certificate(&header, view.certificate.as_deref(), &set).is_ok()
+    );
 
     // The chain's one signature among four equal validators is a quarter of the power.
     let mut four = ours.clone();
@@ -128,7 +133,8 @@ async fn certificates_need_more_than_two_thirds_of_the_right_validators() {
         matches!(
             result,
             Err(VerifyError::Certificate(
-                CertificateError::InsufficientPower { .. } | CertificateError::InvalidSignature { .. }
+                CertificateError::InsufficientPower { .. }
+                    | CertificateError::InvalidSignature { .. }
             ))
         ),
         "{result:?}"
@@ -142,10 +148,12 @@ async fn certificates_need_more_than_two_thirds_of_the_right_validators() {
     let stripped = hex::encode(cert.encode());
     assert_eq!(
         dex_sdk::verify::verify_certificate(&header, Some(&stripped), &set),
-        Err(VerifyError::Certificate(CertificateError::InsufficientPower {
-            signed: 0,
-            total: 1
-        }))
+        Err(VerifyError::Certificate(
+            CertificateError::InsufficientPower {
+                signed: 0,
+                total: 1
+            }
+        ))
     );
     // Another validator set: the signature is not theirs.
     let stranger = validator_set(&[ValidatorView {
@@ -155,7 +163,9 @@ async fn certificates_need_more_than_two_thirds_of_the_right_validators() {
     .unwrap();
     assert!(matches!(
         dex_sdk::verify::verify_certificate(&header, view.certificate.as_deref(), &stranger),
-        Err(VerifyError::Certificate(CertificateError::InvalidSignature { .. }))
+        Err(VerifyError::Certificate(
+            CertificateError::InvalidSignature { .. }
+        ))
     ));
     // No certificate at all.
     assert_eq!(

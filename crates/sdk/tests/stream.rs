@@ -167,8 +167,12 @@ async fn a_missed_book_diff_is_detected_and_filled() {
     }));
     let proxy = Proxy::start(net.url(), policy).await;
     let markets = net.client(0).await.markets().clone();
-    let mut subscription =
-        Subscription::spawn(&proxy.url(), markets, vec![Channel::Book { market: 1 }], config());
+    let mut subscription = Subscription::spawn(
+        &proxy.url(),
+        markets,
+        vec![Channel::Book { market: 1 }],
+        config(),
+    );
     next_matching(&mut subscription, |e| {
         matches!(e, StreamEvent::Book { .. }).then_some(())
     })
@@ -201,8 +205,12 @@ async fn a_wrong_book_fails_its_checksum_and_is_replaced() {
     }));
     let proxy = Proxy::start(net.url(), policy).await;
     let markets = net.client(0).await.markets().clone();
-    let mut subscription =
-        Subscription::spawn(&proxy.url(), markets, vec![Channel::Book { market: 1 }], config());
+    let mut subscription = Subscription::spawn(
+        &proxy.url(),
+        markets,
+        vec![Channel::Book { market: 1 }],
+        config(),
+    );
     next_matching(&mut subscription, |e| {
         matches!(e, StreamEvent::Book { .. }).then_some(())
     })
@@ -259,7 +267,9 @@ async fn every_channel_streams() {
         .await;
         match event {
             StreamEvent::Trades { trades: t, .. } => trades |= !t.is_empty(),
-            StreamEvent::Orders { orders: o, .. } => orders |= o.iter().all(|o| o.account == account),
+            StreamEvent::Orders { orders: o, .. } => {
+                orders |= o.iter().all(|o| o.account == account)
+            }
             StreamEvent::Block(b) => blocks |= b.certificate.is_some(),
             _ => {}
         }
