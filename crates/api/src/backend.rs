@@ -18,8 +18,9 @@ use std::sync::Arc;
 pub struct CommittedBlock {
     /// Header and transactions.
     pub block: Block,
-    /// The canonical bytes of the block's `dex_consensus::CommitCertificate`; `None` on a
-    /// chain without consensus (the single-validator [`LocalChain`](crate::LocalChain)).
+    /// The canonical bytes (`encode()`) of the block's `dex_consensus::CommitCertificate`,
+    /// whose `value_id` is the header hash and `height` the block height; `None` only if
+    /// the backend has none for this block.
     pub certificate: Option<Vec<u8>>,
     /// What executing the block produced. For a block read back from storage the `events`
     /// may be empty; `outcomes` and `committed` must be present (they make the outcomes and

@@ -74,8 +74,9 @@ pub struct ChainView {
     pub assets: Vec<AssetView>,
     /// Listed markets.
     pub markets: Vec<MarketView>,
-    /// The validator set that signs commit certificates (empty for a chain without
-    /// consensus, such as the in-process `LocalChain`).
+    /// The validator set that signs commit certificates (the in-process `LocalChain` lists
+    /// its one key). A trader who wants full independence from the node pins the set from
+    /// the genesis file instead of trusting this list.
     pub validators: Vec<ValidatorView>,
 }
 

@@ -78,7 +78,7 @@ enum Command {
         /// Watch this account's fills and orders (the key's account if a key is given).
         #[arg(long)]
         account: Option<String>,
-        /// Stop after this many events.
+        /// Stop after this many book, trade, fill or order events.
         #[arg(long)]
         count: Option<u64>,
         /// Stop after this many seconds.
@@ -451,7 +451,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 if matches!(event, StreamEvent::Heartbeat { .. }) {
                     continue;
                 }
-                seen += 1;
+                if matches!(
+                    event,
+                    StreamEvent::Book { .. }
+                        | StreamEvent::Trades { .. }
+                        | StreamEvent::Fills { .. }
+                        | StreamEvent::Orders { .. }
+                ) {
+                    seen += 1;
+                }
                 print_event(cli.json, &subscription, &event)?;
                 if matches!(event, StreamEvent::Closed { .. }) {
                     break;
