@@ -87,6 +87,10 @@ pub(crate) struct AppState {
     pub ip_limiter: RateLimiter<IpAddr>,
     pub account_limiter: RateLimiter<AccountId>,
     pub metrics: ApiMetrics,
+    /// Turns true when the server shuts down: WebSocket connections close on it.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The sender of `shutdown` when nothing outside holds it.
+    pub _keep_open: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -95,7 +99,30 @@ pub(crate) type Shared = Arc<AppState>;
 /// limits. Serve it with [`crate::serve`] (which records client addresses for the per-IP
 /// limit).
 pub fn router(backend: Arc<dyn ApiBackend>, config: ApiConfig) -> Router {
+    // Nothing ever signals this one; the state keeps its sender so it never closes.
+    let (sender, shutdown) = tokio::sync::watch::channel(false);
+    build(backend, config, shutdown, Some(sender))
+}
+
+/// [`router`] whose WebSocket connections close when `shutdown` turns true (so a graceful
+/// server shutdown does not wait on long-lived subscriptions).
+pub fn router_with_shutdown(
+    backend: Arc<dyn ApiBackend>,
+    config: ApiConfig,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Router {
+    build(backend, config, shutdown, None)
+}
+
+fn build(
+    backend: Arc<dyn ApiBackend>,
+    config: ApiConfig,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    keep_open: Option<tokio::sync::watch::Sender<bool>>,
+) -> Router {
     let state = Arc::new(AppState {
+        shutdown,
+        _keep_open: keep_open,
         ip_limiter: RateLimiter::new(config.per_ip, config.max_tracked_clients),
         account_limiter: RateLimiter::new(config.per_account, config.max_tracked_clients),
         backend,

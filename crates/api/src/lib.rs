@@ -39,7 +39,7 @@ pub mod ws;
 
 pub use backend::{AccountAt, ApiBackend, BalanceProofAt, ChainInfo, CommittedBlock};
 pub use error::{ApiError, ApiResult, BackendError, ErrorBody, SubmitError, rejection_code};
-pub use http::{ApiConfig, openapi_document, router};
+pub use http::{ApiConfig, openapi_document, router, router_with_shutdown};
 pub use hub::FeedHub;
 pub use index::{BlockFeed, ChainIndex, HubConfig, PublishError};
 pub use limit::{Quota, RateLimiter};
@@ -107,9 +107,12 @@ pub async fn spawn_server(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = router(backend, config);
+    let (closing, shutdown) = tokio::sync::watch::channel(false);
+    let app = router_with_shutdown(backend, config, shutdown);
     let task = tokio::spawn(serve(listener, app, async move {
         let _ = stopped.await;
+        // Close the WebSocket connections too, or the graceful shutdown waits on them.
+        let _ = closing.send(true);
     }));
     Ok(ServerHandle {
         addr,

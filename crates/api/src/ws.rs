@@ -127,8 +127,10 @@ impl Connection {
             .max(Duration::from_millis(10));
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let send_timeout = self.state.config.ws.send_timeout;
-        while !self.closing {
+        let mut shutdown = self.state.shutdown.clone();
+        while !self.closing && !*shutdown.borrow() {
             let outgoing = tokio::select! {
+                _ = shutdown.changed() => break,
                 incoming = stream.next() => match incoming {
                     Some(Ok(Message::Text(text))) => self.on_client(text.as_str()),
                     Some(Ok(Message::Binary(_))) => {

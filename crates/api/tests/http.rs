@@ -575,3 +575,31 @@ async fn a_replay_past_the_retained_blocks_is_refused_with_a_reason() {
     assert!(n.chain.hub().block(3).is_none());
     assert_eq!(n.get("/v1/blocks/3").await.0, 200);
 }
+
+#[tokio::test]
+async fn shutdown_closes_websockets_instead_of_waiting_on_them() {
+    let n = node(ApiConfig::default(), 10).await;
+    let mut socket = ws(&n).await;
+    let text = r#"{"op":"subscribe","channel":{"type":"blocks"}}"#;
+    socket.send(Message::Text(text.into())).await.unwrap();
+    assert!(matches!(
+        next_message(&mut socket).await,
+        ServerMessage::Subscribed { .. }
+    ));
+    let Node { server, .. } = n;
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("the server stopped with a subscriber connected")
+        .unwrap();
+    // The client sees the connection end.
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match socket.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok());
+}
