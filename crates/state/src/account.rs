@@ -95,7 +95,11 @@ impl Account {
                 .collect(),
             cancel_all_at: self.cancel_all_at,
         };
-        let bytes = borsh::to_vec(&rest).expect("bug: borsh into a Vec cannot fail");
+        // Sized up front: the nonce window dominates, and growing the buffer while
+        // encoding costs more than the hash on this path.
+        let mut bytes =
+            Vec::with_capacity(64 + 8 * self.nonces.used().len() + 700 * self.agents.len());
+        borsh::to_writer(&mut bytes, &rest).expect("bug: borsh into a Vec cannot fail");
         Hash::of(Domain::StateLeaf, &[b"account-rest", &bytes])
     }
 
@@ -118,7 +122,8 @@ pub fn account_leaf(
     balances: &[(AssetId, Balance)],
     rest_hash: &Hash,
 ) -> Hash {
-    let bytes = borsh::to_vec(balances).expect("bug: borsh into a Vec cannot fail");
+    let mut bytes = Vec::with_capacity(4 + balances.len() * 36);
+    borsh::to_writer(&mut bytes, balances).expect("bug: borsh into a Vec cannot fail");
     Hash::of(
         Domain::StateLeaf,
         &[

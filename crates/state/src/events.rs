@@ -83,7 +83,8 @@ pub enum CommittedItem {
 impl CommittedItem {
     /// The leaf hash: BLAKE3 under [`Domain::FillLeaf`] of the item's borsh bytes.
     pub fn leaf_hash(&self) -> Hash {
-        let bytes = borsh::to_vec(self).expect("bug: borsh into a Vec cannot fail");
+        let mut bytes = Vec::with_capacity(256);
+        borsh::to_writer(&mut bytes, self).expect("bug: borsh into a Vec cannot fail");
         Hash::of(Domain::FillLeaf, &[&bytes])
     }
 }

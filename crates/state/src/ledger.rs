@@ -76,7 +76,8 @@ pub struct OpenOrder {
 impl OpenOrder {
     /// The order's leaf in the orders tree.
     pub fn leaf(&self) -> Hash {
-        let bytes = borsh::to_vec(self).expect("bug: borsh into a Vec cannot fail");
+        let mut bytes = Vec::with_capacity(128);
+        borsh::to_writer(&mut bytes, self).expect("bug: borsh into a Vec cannot fail");
         Hash::of(Domain::StateLeaf, &[b"order", &bytes])
     }
 }
@@ -635,7 +636,7 @@ impl Ledger {
         self.meta.last_block_time = time;
         let mut out = BlockOut {
             events: Vec::with_capacity(txs.len() * 3),
-            committed: Vec::new(),
+            committed: Vec::with_capacity(txs.len()),
         };
         self.orders.reserve(txs.len());
         self.start_of_block(time, height, &mut out);

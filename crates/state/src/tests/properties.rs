@@ -389,6 +389,10 @@ proptest! {
                 if !expired_something && !rej.consumes_nonce() {
                     prop_assert_eq!(window(&l), before_window);
                 }
+                if rej.consumes_nonce() {
+                    let used = window(&l).flatten().unwrap_or_default();
+                    prop_assert!(used.contains(&t.tx.nonce), "a consumed nonce is not in the window");
+                }
             }
             l.check_invariants().map_err(TestCaseError::fail)?;
         }
