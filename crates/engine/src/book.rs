@@ -4,8 +4,8 @@ use crate::event::{CancelReason, Event, ReduceReason, RejectReason};
 use crate::hasher::FastIdBuildHasher;
 use crate::order::{Command, NewOrder, OrderView};
 use dex_types::{
-    AccountIndex, OrderId, OrderType, PriceTicks, SelfTradePrevention, Side, SizeLots,
-    TimeInForce, TimestampMs,
+    AccountIndex, OrderId, OrderType, PriceTicks, SelfTradePrevention, Side, SizeLots, TimeInForce,
+    TimestampMs,
 };
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -736,8 +736,8 @@ impl OrderBook {
                         id
                     }
                     None => {
-                        let id = u32::try_from(self.levels.len())
-                            .expect("bug: more levels than orders");
+                        let id =
+                            u32::try_from(self.levels.len()).expect("bug: more levels than orders");
                         self.levels.push(level);
                         id
                     }
@@ -767,8 +767,8 @@ impl OrderBook {
                         id
                     }
                     None => {
-                        let id = u32::try_from(self.owners.len())
-                            .expect("bug: more owners than orders");
+                        let id =
+                            u32::try_from(self.owners.len()).expect("bug: more owners than orders");
                         self.owners.push(fresh);
                         id
                     }
@@ -1240,7 +1240,11 @@ impl OrderBook {
                 orders += count as usize;
             }
         }
-        assert_eq!(orders, self.ids.len(), "bug: id map holds orders not in a level");
+        assert_eq!(
+            orders,
+            self.ids.len(),
+            "bug: id map holds orders not in a level"
+        );
         let mut owned = 0usize;
         for (entry_id, entry) in self.owners.iter().enumerate() {
             if self.free_owners.contains(&(entry_id as u32)) {

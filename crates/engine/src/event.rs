@@ -2,8 +2,8 @@
 
 use borsh::BorshSerialize;
 use dex_types::{
-    AccountIndex, OrderId, OrderType, PriceTicks, SelfTradePrevention, Side, SizeLots,
-    TimeInForce, TimestampMs,
+    AccountIndex, OrderId, OrderType, PriceTicks, SelfTradePrevention, Side, SizeLots, TimeInForce,
+    TimestampMs,
 };
 use serde::Serialize;
 
@@ -160,9 +160,7 @@ pub enum Event {
 }
 
 /// Why a command was refused. Nothing changes in the book when this happens.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, BorshSerialize, Serialize, thiserror::Error,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, BorshSerialize, Serialize, thiserror::Error)]
 #[serde(rename_all = "snake_case")]
 #[borsh(use_discriminant = true)]
 pub enum RejectReason {

@@ -2,8 +2,8 @@
 
 use borsh::BorshSerialize;
 use dex_types::{
-    AccountIndex, OrderId, OrderType, PriceTicks, SelfTradePrevention, Side, SizeLots,
-    TimeInForce, TimestampMs,
+    AccountIndex, OrderId, OrderType, PriceTicks, SelfTradePrevention, Side, SizeLots, TimeInForce,
+    TimestampMs,
 };
 use serde::Serialize;
 

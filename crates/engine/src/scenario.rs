@@ -24,8 +24,7 @@
 
 use crate::{Command, Event, NewOrder, OrderBook};
 use dex_types::{
-    AccountIndex, OrderId, OrderType, PriceTicks, SelfTradePrevention, Side, SizeLots,
-    TimeInForce,
+    AccountIndex, OrderId, OrderType, PriceTicks, SelfTradePrevention, Side, SizeLots, TimeInForce,
 };
 
 /// The three benchmark scenarios.
@@ -334,7 +333,14 @@ impl Generator {
         }
     }
 
-    fn place(&mut self, side: Side, order_type: OrderType, price: PriceTicks, size: SizeLots, tif: TimeInForce) -> Command {
+    fn place(
+        &mut self,
+        side: Side,
+        order_type: OrderType,
+        price: PriceTicks,
+        size: SizeLots,
+        tif: TimeInForce,
+    ) -> Command {
         Command::Place(NewOrder {
             id: OrderId(self.commands as u64),
             owner: self.owner(side),
@@ -382,7 +388,13 @@ impl Generator {
             (Profile::Basic, Side::Sell) => 1,
         };
         let size = self.size(200);
-        self.place(side, OrderType::Market, PriceTicks(worst), size, TimeInForce::Ioc)
+        self.place(
+            side,
+            OrderType::Market,
+            PriceTicks(worst),
+            size,
+            TimeInForce::Ioc,
+        )
     }
 
     fn live_id(&mut self) -> Option<OrderId> {
@@ -515,7 +527,10 @@ pub fn generate(scenario: Scenario, profile: Profile, body_messages: usize, seed
         let mut roll = generator.rng.below(100);
         if resting > generator.shape.resting_high && roll < 45 && generator.rng.chance(1, 3) {
             roll = 60;
-        } else if resting < generator.shape.resting_low && (57..93).contains(&roll) && generator.rng.chance(1, 3) {
+        } else if resting < generator.shape.resting_low
+            && (57..93).contains(&roll)
+            && generator.rng.chance(1, 3)
+        {
             roll = 0;
         }
         let command = match roll {
@@ -550,8 +565,7 @@ pub fn generate(scenario: Scenario, profile: Profile, body_messages: usize, seed
         };
         body.push(generator.run(command, &mut stats));
         let resting = generator.book.len();
-        let levels =
-            generator.book.level_count(Side::Buy) + generator.book.level_count(Side::Sell);
+        let levels = generator.book.level_count(Side::Buy) + generator.book.level_count(Side::Sell);
         stats.resting_min = stats.resting_min.min(resting);
         stats.resting_max = stats.resting_max.max(resting);
         stats.levels_min = stats.levels_min.min(levels);
@@ -596,7 +610,10 @@ mod tests {
         let s = stream.stats;
         assert!(s.resting_min >= 1_000 && s.resting_max <= 3_000, "{s:?}");
         assert!(s.levels_min >= 300 && s.levels_max <= 750, "{s:?}");
-        assert!(s.fills > 0 && s.replaces > 0 && s.stale_cancels > 0, "{s:?}");
+        assert!(
+            s.fills > 0 && s.replaces > 0 && s.stale_cancels > 0,
+            "{s:?}"
+        );
     }
 
     #[test]

@@ -5,8 +5,8 @@ use crate::{
     RejectReason,
 };
 use dex_types::{
-    AccountIndex, OrderId, OrderType, PriceTicks, SelfTradePrevention, Side, SizeLots,
-    TimeInForce, TimestampMs,
+    AccountIndex, OrderId, OrderType, PriceTicks, SelfTradePrevention, Side, SizeLots, TimeInForce,
+    TimestampMs,
 };
 
 const BUY: Side = Side::Buy;
@@ -283,7 +283,10 @@ fn fok_that_cannot_fill_changes_nothing() {
 fn fok_and_self_trade_prevention() {
     // Own order at the front, another owner's quantity behind it.
     let setup = |book: &mut OrderBook| {
-        rest_all(book, &[limit(1, 7, SELL, 100, 4), limit(2, 8, SELL, 100, 5)]);
+        rest_all(
+            book,
+            &[limit(1, 7, SELL, 100, 4), limit(2, 8, SELL, 100, 5)],
+        );
     };
     // CancelResting: the own order is skipped by the check (and cancelled by matching), so
     // 5 lots from owner 8 suffice.
@@ -329,7 +332,10 @@ fn fok_and_self_trade_prevention() {
     }
     // Own order behind the quantity it needs: it is never reached, so it fills.
     let mut book = OrderBook::default();
-    rest_all(&mut book, &[limit(1, 8, SELL, 100, 5), limit(2, 7, SELL, 100, 4)]);
+    rest_all(
+        &mut book,
+        &[limit(1, 8, SELL, 100, 5), limit(2, 7, SELL, 100, 4)],
+    );
     let fok = with_stp(
         with_tif(limit(3, 7, BUY, 100, 5), TimeInForce::Fok),
         SelfTradePrevention::CancelIncoming,
@@ -450,7 +456,10 @@ fn validation_rejects_bad_orders_without_change() {
     let ioc = with_tif(limit(4, 2, SELL, 100, 1), TimeInForce::Ioc);
     assert_eq!(
         place(&mut book, ioc),
-        vec![accepted(&ioc), fill(&limit(1, 1, BUY, 100, 1), &ioc, 1, 0, 0)]
+        vec![
+            accepted(&ioc),
+            fill(&limit(1, 1, BUY, 100, 1), &ioc, 1, 0, 0)
+        ]
     );
     assert_eq!(book.len(), 1);
     assert!(BookConfig::new(0, SizeLots(1)).is_err());
@@ -464,12 +473,22 @@ fn cancel_of_unknown_or_filled_order_is_rejected() {
     let ask = limit(1, 1, SELL, 100, 2);
     rest_all(&mut book, &[ask]);
     assert_eq!(
-        run(&mut book, Command::Cancel { order_id: OrderId(9) }),
+        run(
+            &mut book,
+            Command::Cancel {
+                order_id: OrderId(9)
+            }
+        ),
         vec![rejected(9, RejectReason::UnknownOrder)]
     );
     place(&mut book, limit(2, 2, BUY, 100, 2));
     assert_eq!(
-        run(&mut book, Command::Cancel { order_id: OrderId(1) }),
+        run(
+            &mut book,
+            Command::Cancel {
+                order_id: OrderId(1)
+            }
+        ),
         vec![rejected(1, RejectReason::UnknownOrder)]
     );
 }
@@ -479,14 +498,15 @@ fn cancel_anywhere_in_a_queue_keeps_the_others_in_order() {
     let mut book = OrderBook::default();
     let orders: Vec<_> = (1..=5).map(|id| limit(id, id, BUY, 100, id)).collect();
     rest_all(&mut book, &orders);
-    for (id, expected) in [
-        (3, vec![1, 2, 4, 5]),
-        (1, vec![2, 4, 5]),
-        (5, vec![2, 4]),
-    ] {
+    for (id, expected) in [(3, vec![1, 2, 4, 5]), (1, vec![2, 4, 5]), (5, vec![2, 4])] {
         let order = orders[id as usize - 1];
         assert_eq!(
-            run(&mut book, Command::Cancel { order_id: OrderId(id) }),
+            run(
+                &mut book,
+                Command::Cancel {
+                    order_id: OrderId(id)
+                }
+            ),
             vec![cancelled(&order, id, CancelReason::User)]
         );
         assert_eq!(ids(&book.level_orders(BUY, PriceTicks(100))), expected);
@@ -511,7 +531,12 @@ fn cancel_all_cancels_one_owners_orders_in_id_order() {
     rest_all(&mut book, &[o5, o2, o3, o4]);
     assert_eq!(ids(&book.owner_orders(AccountIndex(1))), vec![2, 4, 5]);
     assert_eq!(
-        run(&mut book, Command::CancelAll { owner: AccountIndex(1) }),
+        run(
+            &mut book,
+            Command::CancelAll {
+                owner: AccountIndex(1)
+            }
+        ),
         vec![
             cancelled(&o2, 2, CancelReason::User),
             cancelled(&o4, 4, CancelReason::User),
@@ -520,7 +545,15 @@ fn cancel_all_cancels_one_owners_orders_in_id_order() {
     );
     assert_eq!(book.len(), 1);
     assert!(book.owner_orders(AccountIndex(1)).is_empty());
-    assert!(run(&mut book, Command::CancelAll { owner: AccountIndex(1) }).is_empty());
+    assert!(
+        run(
+            &mut book,
+            Command::CancelAll {
+                owner: AccountIndex(1)
+            }
+        )
+        .is_empty()
+    );
 }
 
 #[test]
@@ -643,7 +676,10 @@ fn replace_with_larger_size_or_new_price_loses_priority() {
     let moved_again = limit(2, 2, BUY, 99, 10);
     assert_eq!(
         replace(&mut book, 2, 99, 10),
-        vec![replaced(&second, 10, 99, 10, false), rested(&moved_again, 10)]
+        vec![
+            replaced(&second, 10, 99, 10, false),
+            rested(&moved_again, 10)
+        ]
     );
     assert_eq!(ids(&book.level_orders(BUY, PriceTicks(99))), vec![3, 2]);
     assert_eq!(ids(&book.level_orders(BUY, PriceTicks(100))), vec![1]);
@@ -706,7 +742,10 @@ fn self_trade_cancel_incoming() {
     let other = limit(1, 8, SELL, 100, 2);
     let own = limit(2, 7, SELL, 100, 3);
     rest_all(&mut book, &[other, own]);
-    let buy = with_stp(limit(3, 7, BUY, 100, 5), SelfTradePrevention::CancelIncoming);
+    let buy = with_stp(
+        limit(3, 7, BUY, 100, 5),
+        SelfTradePrevention::CancelIncoming,
+    );
     assert_eq!(
         place(&mut book, buy),
         vec![
@@ -822,7 +861,15 @@ fn gtt_orders_expire_in_time_then_id_order() {
     let early_a = gtt(limit(2, 2, BUY, 98, 3), 100);
     let forever = limit(4, 2, BUY, 97, 4);
     rest_all(&mut book, &[late, early_b, early_a, forever]);
-    assert!(run(&mut book, Command::ExpireUntil { now: TimestampMs(99) }).is_empty());
+    assert!(
+        run(
+            &mut book,
+            Command::ExpireUntil {
+                now: TimestampMs(99)
+            }
+        )
+        .is_empty()
+    );
     let expired = |order: &NewOrder, at| Event::Expired {
         order_id: order.id,
         owner: order.owner,
@@ -832,7 +879,12 @@ fn gtt_orders_expire_in_time_then_id_order() {
         expires_at: TimestampMs(at),
     };
     assert_eq!(
-        run(&mut book, Command::ExpireUntil { now: TimestampMs(200) }),
+        run(
+            &mut book,
+            Command::ExpireUntil {
+                now: TimestampMs(200)
+            }
+        ),
         vec![expired(&early_a, 100), expired(&early_b, 100)]
     );
     assert_eq!(book.expired_until(), TimestampMs(200));
@@ -843,12 +895,30 @@ fn gtt_orders_expire_in_time_then_id_order() {
     );
     // A cancelled GTT order does not expire later, and a new order reusing its id is
     // expired by its own time only.
-    run(&mut book, Command::Cancel { order_id: OrderId(1) });
+    run(
+        &mut book,
+        Command::Cancel {
+            order_id: OrderId(1),
+        },
+    );
     let reused = gtt(limit(1, 1, BUY, 96, 1), 400);
     rest_all(&mut book, &[reused]);
-    assert!(run(&mut book, Command::ExpireUntil { now: TimestampMs(300) }).is_empty());
+    assert!(
+        run(
+            &mut book,
+            Command::ExpireUntil {
+                now: TimestampMs(300)
+            }
+        )
+        .is_empty()
+    );
     assert_eq!(
-        run(&mut book, Command::ExpireUntil { now: TimestampMs(1_000) }),
+        run(
+            &mut book,
+            Command::ExpireUntil {
+                now: TimestampMs(1_000)
+            }
+        ),
         vec![expired(&reused, 400)]
     );
     assert_eq!(ids(&book.orders_in_priority().collect::<Vec<_>>()), vec![4]);
@@ -917,7 +987,12 @@ fn a_book_rebuilt_from_its_priority_order_behaves_identically() {
             limit(4, 4, SELL, 103, 8),
         ],
     );
-    run(&mut book, Command::ExpireUntil { now: TimestampMs(50) });
+    run(
+        &mut book,
+        Command::ExpireUntil {
+            now: TimestampMs(50),
+        },
+    );
     let mut rebuilt = OrderBook::default();
     let mut events = Vec::new();
     for view in book.orders_in_priority() {

@@ -9,8 +9,8 @@ use dex_engine::{
     ReduceReason, RejectReason,
 };
 use dex_types::{
-    AccountIndex, OrderId, OrderType, PriceTicks, SelfTradePrevention, Side, SizeLots,
-    TimeInForce, TimestampMs,
+    AccountIndex, OrderId, OrderType, PriceTicks, SelfTradePrevention, Side, SizeLots, TimeInForce,
+    TimestampMs,
 };
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -294,7 +294,10 @@ impl RefBook {
                     remaining: SizeLots(taker.remaining),
                 });
             }
-            None => events.push(Self::taker_cancelled(taker, CancelReason::ImmediateRemainder)),
+            None => events.push(Self::taker_cancelled(
+                taker,
+                CancelReason::ImmediateRemainder,
+            )),
         }
     }
 
@@ -532,7 +535,10 @@ impl Shadow {
                     ..
                 } => {
                     let (id, taker_side, limit, open) = incoming.take().expect("rest of nothing");
-                    assert_eq!((id, taker_side, limit, open), (order_id.0, side, price.0, remaining.0));
+                    assert_eq!(
+                        (id, taker_side, limit, open),
+                        (order_id.0, side, price.0, remaining.0)
+                    );
                     assert!(remaining.0 > 0);
                     let before = self
                         .resting
@@ -578,7 +584,10 @@ impl Shadow {
                         if reason == ReduceReason::SelfTrade {
                             assert_eq!(self.first(side), Some(order_id.0), "STP out of order");
                         }
-                        let order = self.resting.get_mut(&order_id.0).expect("reduce of nothing");
+                        let order = self
+                            .resting
+                            .get_mut(&order_id.0)
+                            .expect("reduce of nothing");
                         assert_eq!(order.1, price.0);
                         assert_eq!(order.2, reduced_by.0 + remaining.0);
                         assert!(remaining.0 > 0 && reduced_by.0 > 0);
@@ -596,7 +605,10 @@ impl Shadow {
                     ..
                 } => {
                     let order = *self.resting.get(&order_id.0).expect("replace of nothing");
-                    assert_eq!((order.0, order.1, order.2), (side, old_price.0, old_remaining.0));
+                    assert_eq!(
+                        (order.0, order.1, order.2),
+                        (side, old_price.0, old_remaining.0)
+                    );
                     if priority_kept {
                         assert_eq!(new_price.0, old_price.0);
                         assert!(new_size.0 <= old_remaining.0);
@@ -619,7 +631,10 @@ impl Shadow {
             }
         }
         if let Some((_, _, _, open)) = incoming {
-            assert_eq!(open, 0, "an incoming order's quantity was left unaccounted for");
+            assert_eq!(
+                open, 0,
+                "an incoming order's quantity was left unaccounted for"
+            );
         }
     }
 
@@ -636,7 +651,10 @@ impl Shadow {
         }
         for view in &views {
             let (side, price, remaining, _) = self.resting[&view.id.0];
-            assert_eq!((side, price, remaining), (view.side, view.price.0, view.remaining.0));
+            assert_eq!(
+                (side, price, remaining),
+                (view.side, view.price.0, view.remaining.0)
+            );
         }
         if let (Some(bid), Some(ask)) = (book.best_bid(), book.best_ask()) {
             assert!(bid < ask, "crossed book");
