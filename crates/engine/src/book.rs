@@ -9,11 +9,12 @@ use dex_types::{
 };
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-// Lookup-only maps (id → slot, owner → list): nothing iterates them, so their order can
-// never reach an event or a query result.
-#[allow(clippy::disallowed_types)]
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+
+/// The book's lookup-only maps (order id → slot, owner → list entry). Nothing iterates
+/// them, so hash order can never reach an event or a query result.
+#[allow(clippy::disallowed_types)]
+type LookupMap<K> = std::collections::HashMap<K, u32, FastIdBuildHasher>;
 
 /// "No slot": the end of an intrusive list.
 const NIL: u32 = u32::MAX;
@@ -156,12 +157,22 @@ struct Level {
 }
 
 /// An owner's resting orders, as an intrusive list through the slots.
+///
+/// An entry whose last order leaves stays in the owner index for a while ("idle"), because
+/// the same owner usually comes back soon; idle entries are dropped in batches by
+/// `drop_idle_owners`, which bounds them.
 #[derive(Debug, Clone, Copy)]
 struct OwnerEntry {
+    owner: u64,
     head: u32,
     tail: u32,
     count: u32,
+    /// Whether the entry is in `idle_owners`.
+    listed_idle: bool,
 }
+
+/// Idle owner entries tolerated before they are dropped (plus one per live owner).
+const IDLE_OWNERS_MIN: usize = 1024;
 
 /// The levels of one side, sorted by `key` ascending so that the best level is last.
 ///
@@ -255,12 +266,13 @@ pub struct OrderBook {
     free_levels: Vec<u32>,
     bids: Ladder,
     asks: Ladder,
-    #[allow(clippy::disallowed_types)] // lookup-only, see the import
-    ids: HashMap<OrderId, u32, FastIdBuildHasher>,
+    ids: LookupMap<OrderId>,
     owners: Vec<OwnerEntry>,
     free_owners: Vec<u32>,
-    #[allow(clippy::disallowed_types)] // lookup-only, see the import
-    owner_index: HashMap<AccountIndex, u32, FastIdBuildHasher>,
+    /// Entries that became empty since the last `drop_idle_owners` (some may be in use
+    /// again).
+    idle_owners: Vec<u32>,
+    pub(crate) owner_index: LookupMap<AccountIndex>,
     /// Good-til-time orders by `(expires_at, order id)`, smallest first. Entries are not
     /// removed when an order leaves early; `expire_until` skips entries whose order is gone
     /// (or is a different order under the same id), and `compact_expiries` bounds the waste.
@@ -289,10 +301,11 @@ impl OrderBook {
             free_levels: Vec::new(),
             bids: Ladder::default(),
             asks: Ladder::default(),
-            ids: HashMap::default(),
+            ids: LookupMap::default(),
             owners: Vec::new(),
             free_owners: Vec::new(),
-            owner_index: HashMap::default(),
+            idle_owners: Vec::new(),
+            owner_index: LookupMap::default(),
             expiries: BinaryHeap::new(),
             live_gtt: 0,
             expired_until: 0,
@@ -757,9 +770,11 @@ impl OrderBook {
             Entry::Occupied(entry) => *entry.get(),
             Entry::Vacant(vacant) => {
                 let fresh = OwnerEntry {
+                    owner: owner.0,
                     head: NIL,
                     tail: NIL,
                     count: 0,
+                    listed_idle: false,
                 };
                 let id = match self.free_owners.pop() {
                     Some(id) => {
@@ -779,9 +794,17 @@ impl OrderBook {
         }
     }
 
-    /// Take the order in `slot_id` out of every structure (no event). Returns its level's
-    /// price.
-    fn remove_slot(&mut self, slot_id: u32) -> u64 {
+    /// Take the order in `slot_id` out of every structure (no event).
+    fn remove_slot(&mut self, slot_id: u32) {
+        let id = self.slots[slot_id as usize].id;
+        let removed = self.ids.remove(&OrderId(id));
+        debug_assert_eq!(removed, Some(slot_id), "bug: id map out of step");
+        self.unlink_slot(slot_id);
+    }
+
+    /// Take the order in `slot_id` out of every structure except the id map (the caller
+    /// has removed it already).
+    fn unlink_slot(&mut self, slot_id: u32) {
         let slot = self.slots[slot_id as usize];
 
         // Level FIFO.
@@ -800,7 +823,6 @@ impl OrderBook {
         }
         level.count -= 1;
         level.total -= slot.remaining;
-        let price = level.price;
         if level.count == 0 {
             self.remove_level(slot.level);
         }
@@ -820,19 +842,33 @@ impl OrderBook {
             entry.tail = slot.owner_prev;
         }
         entry.count -= 1;
-        if entry.count == 0 {
-            self.owner_index.remove(&AccountIndex(slot.owner));
-            self.free_owners.push(slot.owner_entry);
+        if entry.count == 0 && !entry.listed_idle {
+            entry.listed_idle = true;
+            self.idle_owners.push(slot.owner_entry);
+            if self.idle_owners.len() > IDLE_OWNERS_MIN + self.owner_index.len() / 2 {
+                self.drop_idle_owners();
+            }
         }
 
-        let removed = self.ids.remove(&OrderId(slot.id));
-        debug_assert_eq!(removed, Some(slot_id), "bug: id map out of step");
         if slot.kind == RestKind::Gtt {
             self.live_gtt -= 1;
         }
         self.slots[slot_id as usize].level = NIL;
         self.free_slots.push(slot_id);
-        price
+    }
+
+    /// Drop the owner entries that are still empty, so that owners who left do not
+    /// accumulate. Amortised O(1) per removal; the outcome does not depend on any order.
+    fn drop_idle_owners(&mut self) {
+        for entry_id in std::mem::take(&mut self.idle_owners) {
+            let entry = &mut self.owners[entry_id as usize];
+            entry.listed_idle = false;
+            if entry.count == 0 {
+                let removed = self.owner_index.remove(&AccountIndex(entry.owner));
+                debug_assert_eq!(removed, Some(entry_id), "bug: owner index out of step");
+                self.free_owners.push(entry_id);
+            }
+        }
     }
 
     /// Drop an empty level from its ladder.
@@ -875,10 +911,10 @@ impl OrderBook {
     /// Cancel a resting order: [`Event::Cancelled`] (`User`), or [`Event::Rejected`]
     /// (`UnknownOrder`) if no resting order has this id.
     pub fn cancel(&mut self, order_id: OrderId, events: &mut Vec<Event>) {
-        match self.ids.get(&order_id) {
-            Some(&slot) => {
+        match self.ids.remove(&order_id) {
+            Some(slot) => {
                 let view = self.view(slot);
-                self.remove_slot(slot);
+                self.unlink_slot(slot);
                 events.push(Event::Cancelled {
                     order_id,
                     owner: view.owner,
@@ -1261,7 +1297,15 @@ impl OrderBook {
             }
             assert_eq!(entry.tail, prev, "bug: owner tail");
             assert_eq!(entry.count, count, "bug: owner count");
-            assert!(count > 0, "bug: empty owner entry kept");
+            assert!(
+                count > 0 || entry.listed_idle,
+                "bug: empty owner entry not listed idle"
+            );
+            assert_eq!(
+                self.owner_index.get(&AccountIndex(entry.owner)),
+                Some(&(entry_id as u32)),
+                "bug: owner entry missing from the index"
+            );
             owned += count as usize;
         }
         assert_eq!(owned, orders, "bug: owner lists do not cover the book");

@@ -1039,3 +1039,26 @@ fn levels_far_from_the_touch_are_found_and_removed() {
     assert_eq!(asks, sorted);
     assert_eq!(book.best_ask(), Some(PriceTicks(*sorted.first().unwrap())));
 }
+
+#[test]
+fn owners_who_leave_do_not_accumulate() {
+    let mut book = OrderBook::default();
+    let mut events = Vec::new();
+    // One long-lived owner plus 10,000 owners who each place and cancel once.
+    book.place(limit(0, 0, BUY, 90, 1), &mut events);
+    for id in 1..=10_000u64 {
+        book.place(limit(id, id, BUY, 100, 1), &mut events);
+        book.cancel(OrderId(id), &mut events);
+    }
+    book.check_invariants();
+    assert!(
+        book.owner_index.len() <= 2 * 1024 + 2,
+        "{}",
+        book.owner_index.len()
+    );
+    // An owner whose entry went idle comes back and is tracked correctly.
+    book.place(limit(20_000, 10_000, SELL, 120, 1), &mut events);
+    book.check_invariants();
+    assert_eq!(ids(&book.owner_orders(AccountIndex(10_000))), vec![20_000]);
+    assert_eq!(ids(&book.owner_orders(AccountIndex(0))), vec![0]);
+}

@@ -434,10 +434,10 @@ fn summary(streams: &[Stream]) {
             short(events),
             short(our_fills)
         );
-        let mut peer = |name: &str,
-                        supported: bool,
-                        rate: &dyn Fn() -> f64,
-                        fills: &dyn Fn() -> Vec<FillRecord>| {
+        let peer = |name: &str,
+                    supported: bool,
+                    rate: &dyn Fn() -> f64,
+                    fills: &dyn Fn() -> Vec<FillRecord>| {
             if !supported {
                 println!(
                     "  {name:<10} (stream not supported: needs IOC limits, bounded market orders or replaces)"
@@ -481,7 +481,7 @@ fn main() {
     let filtered = args
         .iter()
         .skip(1)
-        .any(|arg| !arg.starts_with('-') && !arg.parse::<f64>().is_ok());
+        .any(|arg| !arg.starts_with('-') && arg.parse::<f64>().is_err());
     let mut criterion = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))

@@ -121,10 +121,10 @@ impl Engine for Matchcore {
 
     fn supports(commands: &[Command]) -> bool {
         commands.iter().all(|command| match command {
-            Command::Place(order) => match order.tif {
-                dex_types::TimeInForce::Gtc | dex_types::TimeInForce::Ioc => true,
-                _ => false,
-            },
+            Command::Place(order) => matches!(
+                order.tif,
+                dex_types::TimeInForce::Gtc | dex_types::TimeInForce::Ioc
+            ),
             Command::Cancel { .. } | Command::Replace { .. } => true,
             _ => false,
         })
