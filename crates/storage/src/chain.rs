@@ -313,14 +313,16 @@ impl<S: Store> ChainStore<S> {
     /// and delete incomplete snapshots. A damaged or inconsistent store is an error that
     /// names the problem and the remedy; nothing is repaired silently.
     pub fn open(store: S, config: ChainStoreConfig) -> Result<ChainStore<S>> {
-        assert!(
-            config.snapshots_retained >= 1,
-            "bug: snapshots_retained must be at least 1"
-        );
-        assert!(
-            config.snapshot_chunk_bytes > 0,
-            "bug: snapshot_chunk_bytes must be positive"
-        );
+        if config.snapshots_retained == 0 {
+            return Err(StorageError::InvalidConfig {
+                detail: "snapshots_retained must be at least 1".into(),
+            });
+        }
+        if config.snapshot_chunk_bytes == 0 {
+            return Err(StorageError::InvalidConfig {
+                detail: "snapshot_chunk_bytes must be positive".into(),
+            });
+        }
         let mut recovery = RecoveryReport::default();
         match store.get(Column::Metadata, META_FORMAT)? {
             Some(value) => {
@@ -753,13 +755,7 @@ impl<S: Store> ChainStore<S> {
         let wal_keep_from = expected
             .saturating_add(1)
             .saturating_sub(self.config.wal_heights_retained);
-        if wal_keep_from > 0 {
-            batch.delete_range(
-                Column::ConsensusWal,
-                records::wal_key(0, 0).to_vec(),
-                records::wal_key(wal_keep_from, 0).to_vec(),
-            );
-        }
+        self.push_wal_pruning(wal_keep_from, &mut batch)?;
         let new_head = CommittedHead {
             height: commit.height,
             block_hash: commit.block_hash,
@@ -881,12 +877,45 @@ impl<S: Store> ChainStore<S> {
     pub fn prune_wal(&self, below_height: u64) -> Result<()> {
         let mut writer = lock(&self.writer);
         let mut batch = WriteBatch::buffered();
-        batch.delete_range(
-            Column::ConsensusWal,
-            records::wal_key(0, 0).to_vec(),
-            records::wal_key(below_height, 0).to_vec(),
-        );
+        self.push_wal_pruning(below_height, &mut batch)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
         self.write_checked(&mut writer, batch)
+    }
+
+    /// Add deletes of the consensus-log entries below `below_height` to `batch`.
+    ///
+    /// Only entries that exist are deleted, one point delete each (a few per height). A
+    /// range delete from 0 on every commit would stack one overlapping range tombstone per
+    /// height in RocksDB, and fragmenting 100,000 overlapping tombstones takes memory
+    /// quadratic in their number; a range delete is used only for an unusually long run.
+    fn push_wal_pruning(&self, below_height: u64, batch: &mut WriteBatch) -> Result<()> {
+        const POINT_DELETES_MAX: usize = 1_024;
+        if below_height == 0 {
+            return Ok(());
+        }
+        let end = records::wal_key(below_height, 0);
+        let doomed = self.store.collect(
+            Column::ConsensusWal,
+            KeyRange {
+                start: None,
+                end: Some(&end),
+            },
+            ScanOrder::Forward,
+            POINT_DELETES_MAX.saturating_add(1),
+        )?;
+        match doomed.first() {
+            Some((first, _)) if doomed.len() > POINT_DELETES_MAX => {
+                batch.delete_range(Column::ConsensusWal, first.clone(), end.to_vec());
+            }
+            _ => {
+                for (key, _) in doomed {
+                    batch.delete(Column::ConsensusWal, key);
+                }
+            }
+        }
+        Ok(())
     }
 
     // ----- snapshots --------------------------------------------------------------------

@@ -451,6 +451,13 @@ pub enum StorageError {
         head: Hash,
     },
 
+    /// A configuration value is out of range.
+    #[error("invalid storage configuration: {detail}")]
+    InvalidConfig {
+        /// Which value and why.
+        detail: String,
+    },
+
     /// Nothing is committed yet and the operation needs a committed head.
     #[error("no chain base yet: install the genesis state or import a snapshot first")]
     NotInitialized,

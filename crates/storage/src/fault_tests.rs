@@ -39,8 +39,9 @@ fn chain_with(blocks: u64) -> (Disk, SyntheticChain) {
 fn torn_commit_is_detected_at_every_cut_point() {
     let (_, mut probe) = chain_with(3);
     let next = probe.next_block();
-    // intent, index, block, certificate, state changes, consensus-log pruning, head.
-    let ops = 4 + next.state_changes.len() + 1 + 1;
+    // intent, index, block, certificate, state changes, head (no consensus-log entries
+    // to prune).
+    let ops = 4 + next.state_changes.len() + 1;
     let mut outcomes = [0usize; 3];
     for ops_applied in 0..=ops {
         for cut_next_value in [false, true] {
@@ -290,4 +291,16 @@ fn seeded_random_fault_soak() {
         }
         assert!(disk.stats().restarts > 0, "seed {seed} injected nothing");
     }
+}
+
+#[test]
+fn invalid_config_is_an_error_not_a_panic() {
+    let bad = ChainStoreConfig {
+        snapshots_retained: 0,
+        ..config()
+    };
+    assert!(matches!(
+        ChainStore::open(MemStore::new(), bad),
+        Err(StorageError::InvalidConfig { .. })
+    ));
 }

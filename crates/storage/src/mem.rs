@@ -187,6 +187,51 @@ impl CrashableStore for MemStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// After a crash the store holds exactly what the last synced write left.
+        #[test]
+        fn crash_restores_the_last_synced_state(
+            writes in proptest::collection::vec(
+                (any::<bool>(), proptest::collection::vec((0u8..6, proptest::option::of(any::<u8>())), 1..5)),
+                0..30,
+            )
+        ) {
+            let store = MemStore::new();
+            let mut visible: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            let mut durable = visible.clone();
+            for (synced, ops) in writes {
+                let mut batch = WriteBatch::new(if synced { Durability::Synced } else { Durability::Buffered });
+                for (key, value) in ops {
+                    match value {
+                        Some(value) => {
+                            batch.put(Column::State, vec![key], vec![value]);
+                            visible.insert(vec![key], vec![value]);
+                        }
+                        None => {
+                            batch.delete(Column::State, vec![key]);
+                            visible.remove(&vec![key]);
+                        }
+                    }
+                }
+                store.write(batch).unwrap();
+                if synced {
+                    durable = visible.clone();
+                }
+            }
+            let read = |store: &MemStore| -> BTreeMap<Vec<u8>, Vec<u8>> {
+                store
+                    .collect(Column::State, KeyRange::ALL, ScanOrder::Forward, usize::MAX)
+                    .unwrap()
+                    .into_iter()
+                    .collect()
+            };
+            prop_assert_eq!(read(&store), visible);
+            store.crash();
+            prop_assert_eq!(read(&store), durable);
+        }
+    }
 
     fn value(store: &MemStore, key: &[u8]) -> Option<Vec<u8>> {
         store.get(Column::State, key).unwrap()

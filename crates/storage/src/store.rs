@@ -237,7 +237,9 @@ pub trait Store: Send + Sync {
     fn get(&self, column: Column, key: &[u8]) -> Result<Option<Vec<u8>>>;
 
     /// Visit the keys of `range` in `order` until the visitor breaks or returns an error
-    /// (which the scan returns). The scan sees one consistent view of the column.
+    /// (which the scan returns). The scan sees one consistent view of the column. The
+    /// visitor must not call back into the same store (an in-memory store is locked while
+    /// it runs): collect what it needs and act after the scan.
     fn scan(
         &self,
         column: Column,
