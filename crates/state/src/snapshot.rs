@@ -277,7 +277,11 @@ impl Ledger {
                 ledger.dead_man.insert((at, idx));
             }
         }
-        // `account_or_create` counted the accounts again.
+        // `account_or_create` counted the accounts again; the records must match the count
+        // the meta committed to.
+        if ledger.meta.accounts != 2 * ledger.accounts.len() as u64 {
+            return Err(inconsistent("the account count does not match the account records"));
+        }
         ledger.meta.accounts = ledger.accounts.len() as u64;
 
         orders.sort_unstable_by_key(|o| o.priority);
