@@ -280,7 +280,9 @@ impl Ledger {
         // `account_or_create` counted the accounts again; the records must match the count
         // the meta committed to.
         if ledger.meta.accounts != 2 * ledger.accounts.len() as u64 {
-            return Err(inconsistent("the account count does not match the account records"));
+            return Err(inconsistent(
+                "the account count does not match the account records",
+            ));
         }
         ledger.meta.accounts = ledger.accounts.len() as u64;
 
