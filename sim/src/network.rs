@@ -145,6 +145,21 @@ impl Network {
         }
     }
 
+    /// A network without links, standing in until the nodes exist (it draws nothing from
+    /// the run's random source).
+    pub fn unlinked() -> Network {
+        Network {
+            base_ms: Vec::new(),
+            jitter_ms: 0,
+            client_base_ms: 1,
+            faults: None,
+            partition: None,
+            muted: None,
+            slow: None,
+            stats: NetStats::default(),
+        }
+    }
+
     /// The mean one-way delay of a message between validators without faults: the unit
     /// of "message delays".
     pub fn mean_delay_ms(&self) -> u64 {

@@ -141,7 +141,7 @@ impl Simulation {
             rules,
             nodes: Vec::new(),
             by_validator: BTreeMap::new(),
-            network: Network::new(&mut SimRng::new(0), 0, (1, 1), 0),
+            network: Network::unlinked(),
             traders,
             checker,
             faults: FaultCounts::default(),

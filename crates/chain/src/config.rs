@@ -26,8 +26,8 @@ pub struct ReplicaConfig {
     pub sync_buffer_max: u64,
     /// Most decided blocks sent in answer to one sync request.
     pub sync_batch_max: u64,
-    /// The least time between two sync requests of this node, and between two answers to
-    /// one lagging peer for one height.
+    /// The least time between two sync requests of this node, and between two decided
+    /// blocks sent unasked to one lagging peer.
     pub sync_retry_ms: u64,
     /// After a restart, compare the state column key by key with the state rebuilt from
     /// the snapshot and blocks.

@@ -24,7 +24,7 @@
 //!
 //! Catching up: a message for a height this node already decided gets its sender the
 //! decided block and certificate ([`Action::SendDecided`], at most once per
-//! `sync_retry_ms` per peer and height); a message too far ahead makes this node ask its
+//! `sync_retry_ms` per peer); a message too far ahead makes this node ask its
 //! sender for blocks ([`Action::RequestSync`]). Decided blocks for later heights are kept
 //! (certificate verified, bounded) until the heights between arrive.
 
@@ -215,8 +215,8 @@ pub struct Replica<S: Store> {
     awaiting_value: Option<(Height, Round)>,
     /// Certified decided blocks for heights above the current one.
     future_decided: BTreeMap<u64, (Block, CommitCertificate)>,
-    /// The height last sent to each lagging peer, and when.
-    helped: BTreeMap<ValidatorIndex, (u64, u64)>,
+    /// When each lagging peer was last sent a decided block unasked.
+    helped_at_ms: BTreeMap<ValidatorIndex, u64>,
     /// When this node last asked a peer for blocks.
     sync_requested_at_ms: Option<u64>,
     halted: bool,
@@ -282,7 +282,7 @@ impl<S: Store> Replica<S> {
             executed_sequence: 0,
             awaiting_value: None,
             future_decided: BTreeMap::new(),
-            helped: BTreeMap::new(),
+            helped_at_ms: BTreeMap::new(),
             sync_requested_at_ms: None,
             halted: false,
             stats: ReplicaStats::default(),
@@ -671,13 +671,15 @@ impl<S: Store> Replica<S> {
         if self.core.own_index() == Some(peer) {
             return Ok(());
         }
-        if let Some(&(sent_height, at_ms)) = self.helped.get(&peer)
-            && sent_height == height
+        // At most one answer per peer per retry interval, whatever height it asks about:
+        // replayed old messages must not make this node send block after block. A peer
+        // many heights behind catches up through sync requests instead.
+        if let Some(&at_ms) = self.helped_at_ms.get(&peer)
             && now.0 < at_ms.saturating_add(self.config.sync_retry_ms)
         {
             return Ok(());
         }
-        self.helped.insert(peer, (height, now.0));
+        self.helped_at_ms.insert(peer, now.0);
         if let Some((block, certificate)) = self.load_decided(height)? {
             self.stats.decided_sent += 1;
             out.push(Action::SendDecided {
