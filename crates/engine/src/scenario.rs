@@ -16,6 +16,10 @@
 //! | `deep` | 20–40k resting orders on under 100 levels | the same mix |
 //! | `swing` | like `normal`, while the mid walks 12,000 ticks up and back down | the same mix, aggressive flow following the trend |
 //!
+//! Aggressive and market orders are sized to at most the opposite quantity within their
+//! limit (`matchcore` 0.4 matches a crossing order without its limit price, so only such
+//! orders trade identically there); they still sweep several levels.
+//!
 //! Profiles: [`Profile::Full`] uses IOC aggressive limits, market orders bounded 50 ticks
 //! through the mid, and replaces (that never cross). [`Profile::Basic`] keeps to what every
 //! peer engine supports: good-til-cancel limits (aggressive ones rest their remainder),
@@ -260,7 +264,11 @@ impl LiveSet {
                 }
                 Event::Cancelled { order_id, .. }
                 | Event::Expired { order_id, .. }
-                | Event::Replaced { order_id, .. } => self.remove(order_id.0),
+                | Event::Replaced {
+                    order_id,
+                    priority_kept: false,
+                    ..
+                } => self.remove(order_id.0),
                 _ => {}
             }
         }
@@ -372,6 +380,7 @@ impl Generator {
             Side::Sell => self.book.best_bid().map_or(self.mid, |bid| bid.0) - through,
         };
         let size = self.size(300);
+        let size = self.within_liquidity(side, price, size);
         let tif = match self.profile {
             Profile::Full => TimeInForce::Ioc,
             Profile::Basic => TimeInForce::Gtc,
@@ -388,6 +397,7 @@ impl Generator {
             (Profile::Basic, Side::Sell) => 1,
         };
         let size = self.size(200);
+        let size = self.within_liquidity(side, worst, size);
         self.place(
             side,
             OrderType::Market,
@@ -395,6 +405,29 @@ impl Generator {
             size,
             TimeInForce::Ioc,
         )
+    }
+
+    /// `size` capped at the opposite quantity an order on `side` limited at `limit` can
+    /// reach (unchanged if it reaches none). `matchcore` 0.4 matches a crossing order
+    /// without its limit price, so only orders that never stop at their limit trade the
+    /// same there as in every other engine.
+    fn within_liquidity(&self, side: Side, limit: u64, size: SizeLots) -> SizeLots {
+        let mut reachable = 0u64;
+        for level in self.book.depth(side.opposite(), 64) {
+            let crosses = match side {
+                Side::Buy => level.price.0 <= limit,
+                Side::Sell => level.price.0 >= limit,
+            };
+            if !crosses {
+                break;
+            }
+            reachable += level.size.0;
+        }
+        if reachable == 0 {
+            size
+        } else {
+            SizeLots(size.0.min(reachable))
+        }
     }
 
     fn live_id(&mut self) -> Option<OrderId> {
@@ -525,11 +558,11 @@ pub fn generate(scenario: Scenario, profile: Profile, body_messages: usize, seed
         // Book size is steered by trading passive placements for cancels (and back) only
         // when the book leaves its band.
         let mut roll = generator.rng.below(100);
-        if resting > generator.shape.resting_high && roll < 45 && generator.rng.chance(1, 3) {
+        if resting > generator.shape.resting_high && roll < 45 && generator.rng.chance(2, 3) {
             roll = 60;
         } else if resting < generator.shape.resting_low
             && (57..93).contains(&roll)
-            && generator.rng.chance(1, 3)
+            && generator.rng.chance(2, 3)
         {
             roll = 0;
         }
@@ -606,7 +639,7 @@ mod tests {
 
     #[test]
     fn normal_stream_has_the_specified_shape() {
-        let stream = generate(Scenario::Normal, Profile::Full, 50_000, 1);
+        let stream = generate(Scenario::Normal, Profile::Full, 200_000, 1);
         let s = stream.stats;
         assert!(s.resting_min >= 1_000 && s.resting_max <= 3_000, "{s:?}");
         assert!(s.levels_min >= 300 && s.levels_max <= 750, "{s:?}");
