@@ -3,6 +3,8 @@
 //! - `commit::synced_block/txs=N`: one synced `commit_block` of a block of N ~200-byte
 //!   transactions, each changing two ~130-byte account entries (block generation is not
 //!   timed). Throughput is in transactions.
+//! - `commit::buffered_block/txs=N`: the same commit without the fsync, to split the cost
+//!   between the disk flush and the rest (framing, batch building, memtable inserts).
 //! - `wal::append_synced/entry_bytes=200`: one synced consensus-log append (the vote path).
 //! - `recover::open_verify_load/blocks=B,accounts=A`: open RocksDB, open the chain (quick
 //!   verification), load the state and check it against the committed root.
@@ -48,7 +50,21 @@ fn open_chain(path: &Path, config: ChainStoreConfig) -> ChainStore<RocksStore> {
 }
 
 fn fresh_chain(path: &Path, workload: SyntheticConfig) -> (ChainStore<RocksStore>, SyntheticChain) {
-    let chain = open_chain(path, ChainStoreConfig::default());
+    fresh_chain_with(path, workload, Durability::Synced)
+}
+
+fn fresh_chain_with(
+    path: &Path,
+    workload: SyntheticConfig,
+    commit_durability: Durability,
+) -> (ChainStore<RocksStore>, SyntheticChain) {
+    let chain = open_chain(
+        path,
+        ChainStoreConfig {
+            commit_durability,
+            ..ChainStoreConfig::default()
+        },
+    );
     let (base, entries) = SyntheticChain::genesis(workload, sorted_kv_root);
     chain.install_base_state(base, entries).expect("genesis");
     (chain, SyntheticChain::new(workload, sorted_kv_root))
@@ -88,12 +104,15 @@ fn bench_commit(c: &mut Criterion) {
     group.sample_size(20);
     for txs in [1_000u32, 10_000] {
         report_bytes_per_tx(txs);
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (chain, mut generator) = fresh_chain(dir.path(), commit_workload(txs));
         group.throughput(Throughput::Elements(u64::from(txs)));
-        group.bench_function(
-            BenchmarkId::new("synced_block", format!("txs={txs}")),
-            |b| {
+        for (name, durability) in [
+            ("synced_block", Durability::Synced),
+            ("buffered_block", Durability::Buffered),
+        ] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let (chain, mut generator) =
+                fresh_chain_with(dir.path(), commit_workload(txs), durability);
+            group.bench_function(BenchmarkId::new(name, format!("txs={txs}")), |b| {
                 b.iter_custom(|iters| {
                     let mut timed = Duration::ZERO;
                     for _ in 0..iters {
@@ -104,13 +123,13 @@ fn bench_commit(c: &mut Criterion) {
                     }
                     timed
                 })
-            },
-        );
-        eprintln!(
-            "commit digest/txs={txs}: head {} at {}",
-            generator.head().block_hash,
-            generator.head().height
-        );
+            });
+            eprintln!(
+                "commit digest/{name}/txs={txs}: head {} at {}",
+                generator.head().block_hash,
+                generator.head().height
+            );
+        }
     }
     group.finish();
 }
