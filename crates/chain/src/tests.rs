@@ -500,3 +500,84 @@ fn chain_past_its_snapshot() -> (MemStore, u64, ChainStore<MemStore>) {
     assert!(head >= snapshot + 2);
     (disk, snapshot, store)
 }
+
+#[test]
+fn an_observer_follows_the_chain_through_sync_requests() {
+    let mut net = Net::new();
+    net.deliver(0, Event::Transaction(transfer(1, 1)));
+    net.run_until(4, 20_000);
+    let store = ChainStore::open(MemStore::new(), store_config()).unwrap();
+    let mut observer = Replica::open(
+        store,
+        &testkit::genesis(),
+        testkit::validator_set(4),
+        None,
+        config(),
+        TimestampMs(net.now),
+        &mut Vec::new(),
+    )
+    .unwrap();
+    assert_eq!(observer.consensus().own_index(), None);
+    // Ask validator 0 for blocks, as a node that is behind does, and feed the answers.
+    let asker = net.index_of(1);
+    let mut answers = Vec::new();
+    net.replicas[0]
+        .as_mut()
+        .unwrap()
+        .handle(
+            TimestampMs(net.now),
+            Event::SyncRequest {
+                from: asker,
+                height: 1,
+            },
+            &mut answers,
+        )
+        .unwrap();
+    let mut sent = 0;
+    for action in answers {
+        if let Action::SendDecided {
+            block, certificate, ..
+        } = action
+        {
+            sent += 1;
+            let mut out = Vec::new();
+            observer
+                .handle(
+                    TimestampMs(net.now),
+                    Event::Decided {
+                        from: None,
+                        block,
+                        certificate,
+                    },
+                    &mut out,
+                )
+                .unwrap();
+            assert!(out.iter().any(|a| matches!(a, Action::Committed(_))));
+        }
+    }
+    let head = net.replica(0).head();
+    assert_eq!(sent, head.height);
+    assert_eq!(observer.head(), head);
+    assert_eq!(
+        observer.ledger().state_root(),
+        net.replica(0).ledger().state_root()
+    );
+    // A decided block whose certificate does not match is refused without effect.
+    let stored = net.replica(0).store().committed_block(1).unwrap().unwrap();
+    let mut certificate = dex_consensus::CommitCertificate::decode(&stored.certificate).unwrap();
+    certificate.height = dex_consensus::Height(head.height + 1);
+    let mut out = Vec::new();
+    observer
+        .handle(
+            TimestampMs(net.now),
+            Event::Decided {
+                from: None,
+                block: dex_types::Block::decode(&stored.block).unwrap(),
+                certificate,
+            },
+            &mut out,
+        )
+        .unwrap();
+    assert!(out.is_empty());
+    assert_eq!(observer.head(), head);
+}
