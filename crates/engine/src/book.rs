@@ -184,10 +184,6 @@ struct Ladder {
     levels: Vec<u32>,
 }
 
-/// How many levels from the best are scanned linearly before binary search. Almost every
-/// insertion and level removal happens within a few levels of the touch.
-const LINEAR_SCAN_LEVELS: usize = 8;
-
 impl Ladder {
     #[inline(always)]
     fn best(&self) -> Option<u32> {
@@ -195,22 +191,29 @@ impl Ladder {
     }
 
     /// `Ok(index)` of `key`, or `Err(index)` where it would be inserted.
+    ///
+    /// Keys are distinct integers no larger than the best key, so at most `best - key` of
+    /// them are above `key`: its index lies in `[len - 1 - (best - key), len)`. Levels near
+    /// the touch are usually on consecutive ticks, where the first probe of that range is
+    /// already the answer; otherwise a binary search runs over the narrowed range only.
     #[inline]
     fn position(&self, key: u64) -> Result<usize, usize> {
         let n = self.keys.len();
-        let low = n.saturating_sub(LINEAR_SCAN_LEVELS);
-        let mut i = n;
-        while i > low {
-            let k = self.keys[i - 1];
-            if k == key {
-                return Ok(i - 1);
-            }
-            if k < key {
-                return Err(i);
-            }
-            i -= 1;
+        let Some(&best) = self.keys.last() else {
+            return Err(0);
+        };
+        if key >= best {
+            return if key == best { Ok(n - 1) } else { Err(n) };
         }
-        self.keys[..low].binary_search(&key)
+        let distance = usize::try_from(best - key).unwrap_or(usize::MAX);
+        let low = (n - 1).saturating_sub(distance);
+        if self.keys[low] == key {
+            return Ok(low);
+        }
+        match self.keys[low..].binary_search(&key) {
+            Ok(index) => Ok(low + index),
+            Err(index) => Err(low + index),
+        }
     }
 }
 

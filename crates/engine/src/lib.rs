@@ -15,9 +15,10 @@
 //!   [`OrderBook::cancel_all`] costs O(that owner's orders).
 //! - **Price levels** of one side sit in a sorted array ordered so that the best price is
 //!   the last element: the best price is read in O(1), the levels a sweep empties are popped
-//!   from the end, and a new level near the touch (where nearly all activity happens) is
-//!   found by a short scan from the end before falling back to binary search. Walking the
-//!   mid across thousands of ticks therefore never re-bases anything.
+//!   from the end, and a level `d` ticks from the best is searched for only among the last
+//!   `d + 1` entries (prices are distinct integers), which near the touch, where nearly all
+//!   activity happens and levels sit on consecutive ticks, is usually found by the first
+//!   probe. Walking the mid across thousands of ticks never re-bases anything.
 //! - **Lookups** by order id and by owner use `std` hash maps with a fixed, seedless
 //!   multiplicative hasher ([`FastIdHasher`](crate::hasher::FastIdHasher)). The maps are
 //!   lookup-only: nothing ever iterates them, so hash order cannot reach a result.
