@@ -35,8 +35,10 @@
 //!   consensus log. Node clocks are skewed by up to ±50 ms.
 //! - **Byzantine** validators, up to f = (n−1)/3 ([`byzantine`]): equivocating
 //!   proposers, double voting, proposing and voting for invalid blocks, going silent,
-//!   replaying old messages, and twins (two nodes with one key). Their forged messages
-//!   carry valid signatures.
+//!   replaying old messages, twins (two nodes with one key), and lock breakers (fresh
+//!   proposals forged ahead for their rounds, nil precommits) whose mix adds an
+//!   adversarial scheduler that hides one validator's decisions and cuts off the first
+//!   validator to decide. Forged messages carry valid signatures.
 //!
 //! The checks ([`checker`]): agreement, valid certificates, equal state roots, funds
 //! conserved and ledger custody invariants, no honest double signing across lifetimes

@@ -38,7 +38,7 @@ fn total(reports: &[Report], field: impl Fn(&Report) -> u64) -> u64 {
 
 #[test]
 fn n4_clean_network_commits_every_few_message_delays() {
-    let reports = sweep(FaultMix::Clean, 4, 1, 6);
+    let reports = sweep(FaultMix::Clean, 4, 1, 12);
     for report in &reports {
         // Without faults a height takes the batching interval plus about three message
         // delays (proposal, prevotes, precommits); allow for jitter.
@@ -55,7 +55,7 @@ fn n4_clean_network_commits_every_few_message_delays() {
 
 #[test]
 fn n4_lossy_network_with_duplicates_and_reordering() {
-    let reports = sweep(FaultMix::Lossy, 4, 100, 14);
+    let reports = sweep(FaultMix::Lossy, 4, 100, 40);
     assert!(total(&reports, |r| r.net.lost) > 0);
     assert!(total(&reports, |r| r.net.duplicated) > 0);
     assert!(total(&reports, |r| r.net.reordered) > 0);
@@ -63,52 +63,63 @@ fn n4_lossy_network_with_duplicates_and_reordering() {
 
 #[test]
 fn n4_f1_partition_heals() {
-    let reports = sweep(FaultMix::Partition, 4, 200, 16);
-    assert!(total(&reports, |r| r.faults.partitions) >= 16);
+    let reports = sweep(FaultMix::Partition, 4, 2_000, 60);
+    assert!(total(&reports, |r| r.faults.partitions) >= 60);
     assert!(total(&reports, |r| r.net.partitioned) > 0);
 }
 
 #[test]
 fn n7_partition_heals() {
-    let reports = sweep(FaultMix::Partition, 7, 250, 4);
+    let reports = sweep(FaultMix::Partition, 7, 2_500, 10);
     assert!(total(&reports, |r| r.net.partitioned) > 0);
 }
 
 #[test]
 fn n4_slow_node() {
-    let reports = sweep(FaultMix::SlowNode, 4, 300, 12);
-    assert_eq!(total(&reports, |r| r.faults.slow_nodes), 12);
+    let reports = sweep(FaultMix::SlowNode, 4, 300, 30);
+    assert_eq!(total(&reports, |r| r.faults.slow_nodes), 30);
 }
 
 #[test]
 fn n4_crash_restart_between_and_inside_steps() {
-    let reports = sweep(FaultMix::CrashRestart, 4, 400, 20);
-    assert!(total(&reports, |r| r.faults.crashes) >= 20);
+    let reports = sweep(FaultMix::CrashRestart, 4, 4_000, 60);
+    assert!(total(&reports, |r| r.faults.crashes) >= 60);
     assert!(total(&reports, |r| r.faults.mid_step_crashes) > 0);
     assert!(total(&reports, |r| r.faults.restarts) > 0);
 }
 
 #[test]
 fn n7_crash_restart_storm() {
-    let reports = sweep(FaultMix::CrashRestart, 7, 450, 5);
-    assert!(total(&reports, |r| r.faults.crashes) >= 35);
+    let reports = sweep(FaultMix::CrashRestart, 7, 4_500, 12);
+    assert!(total(&reports, |r| r.faults.crashes) >= 7 * 12);
+}
+
+#[test]
+fn n7_lossy_network() {
+    sweep(FaultMix::Lossy, 7, 1_500, 8);
+}
+
+#[test]
+fn n7_f2_double_voting() {
+    let reports = sweep(FaultMix::DoubleVote, 7, 6_500, 8);
+    assert!(total(&reports, |r| r.faults.evidence) > 0);
 }
 
 #[test]
 fn n4_equivocating_proposer() {
-    let reports = sweep(FaultMix::Equivocate, 4, 500, 14);
+    let reports = sweep(FaultMix::Equivocate, 4, 5_000, 40);
     assert!(total(&reports, |r| r.faults.forged_messages) > 0);
 }
 
 #[test]
 fn n7_f2_equivocating_proposers() {
-    let reports = sweep(FaultMix::Equivocate, 7, 550, 3);
+    let reports = sweep(FaultMix::Equivocate, 7, 5_500, 8);
     assert!(reports.iter().all(|r| r.byzantine.len() == 2));
 }
 
 #[test]
 fn n4_double_voting() {
-    let reports = sweep(FaultMix::DoubleVote, 4, 600, 14);
+    let reports = sweep(FaultMix::DoubleVote, 4, 6_000, 40);
     assert!(total(&reports, |r| r.faults.forged_messages) > 0);
     // Honest replicas that saw both votes of a slot recorded the equivocation.
     assert!(total(&reports, |r| r.faults.evidence) > 0);
@@ -116,49 +127,49 @@ fn n4_double_voting() {
 
 #[test]
 fn n4_invalid_blocks_and_votes_for_them() {
-    let reports = sweep(FaultMix::InvalidVote, 4, 700, 14);
+    let reports = sweep(FaultMix::InvalidVote, 4, 7_000, 40);
     assert!(total(&reports, |r| r.faults.forged_messages) > 0);
 }
 
 #[test]
 fn n4_silent_validator() {
-    sweep(FaultMix::Silent, 4, 800, 12);
+    sweep(FaultMix::Silent, 4, 8_000, 30);
 }
 
 #[test]
 fn n4_replayed_old_messages() {
-    let reports = sweep(FaultMix::Replay, 4, 900, 12);
+    let reports = sweep(FaultMix::Replay, 4, 9_000, 24);
     assert!(total(&reports, |r| r.faults.forged_messages) > 0);
 }
 
 #[test]
 fn n4_twin_validator() {
-    let reports = sweep(FaultMix::Twin, 4, 1_000, 14);
+    let reports = sweep(FaultMix::Twin, 4, 10_000, 40);
     // Two copies with one key sign conflicting messages; honest replicas notice.
     assert!(total(&reports, |r| r.faults.evidence) > 0);
 }
 
 #[test]
 fn n7_f2_twins() {
-    sweep(FaultMix::Twin, 7, 1_050, 3);
+    sweep(FaultMix::Twin, 7, 10_500, 8);
 }
 
 #[test]
 fn n4_lock_attack_fails_against_a_correct_core() {
-    let reports = sweep(FaultMix::LockAttack, 4, 1_100, 16);
+    let reports = sweep(FaultMix::LockAttack, 4, 11_000, 40);
     assert!(total(&reports, |r| r.faults.forged_messages) > 0);
 }
 
 #[test]
 fn n4_mixed_faults() {
-    let reports = sweep(FaultMix::Mixed, 4, 1_200, 16);
+    let reports = sweep(FaultMix::Mixed, 4, 12_000, 60);
     assert!(total(&reports, |r| r.faults.crashes) > 0);
     assert!(total(&reports, |r| r.faults.partitions) > 0);
 }
 
 #[test]
 fn n7_mixed_faults() {
-    sweep(FaultMix::Mixed, 7, 1_250, 4);
+    sweep(FaultMix::Mixed, 7, 12_500, 12);
 }
 
 #[test]
