@@ -33,9 +33,9 @@
 //! means to the ledger.
 //!
 //! # Feature flags
-//! - `bench-support`: exposes [`scenario`], the seeded generator of the benchmark message
-//!   streams (`normal`, `deep`, `swing`), so that the workspace's system benchmarks can
-//!   reuse the same streams.
+//! - `bench-support`: exposes the `scenario` module, the seeded generator of the
+//!   benchmark message streams (`normal`, `deep`, `swing`), so that the workspace's system
+//!   benchmarks can reuse the same streams.
 #![forbid(unsafe_code)]
 
 mod book;
