@@ -789,6 +789,8 @@ proptest! {
         commands in prop::collection::vec(arb_command(), 2..400),
         split in 0.0f64..1.0,
     ) {
+        // A float only picks where the test cuts its own command list; nothing the engine
+        // computes sees it.
         let cut = ((commands.len() as f64) * split) as usize;
         let mut book = OrderBook::new(config());
         let mut events = Vec::new();
