@@ -146,7 +146,7 @@ pub fn replica_config() -> ReplicaConfig {
     let mut config = ReplicaConfig::new(consensus_config());
     config.block_txs_max = 200;
     config.block_time_ahead_max_ms = 1_000;
-    config.mempool_capacity = 5_000;
+    config.mempool = dex_chain::MempoolLimits::with_capacity(5_000);
     config.signature_cache_capacity = 20_000;
     config.sync_retry_ms = 300;
     config

@@ -1,6 +1,7 @@
 //! Configuration of a [`Replica`](crate::Replica).
 
 use crate::execute::BlockRules;
+use crate::mempool::MempoolLimits;
 use dex_consensus::ConsensusConfig;
 
 /// Everything a replica needs besides its store, genesis, validators and key. Every
@@ -14,8 +15,8 @@ pub struct ReplicaConfig {
     pub block_txs_max: usize,
     /// How far a proposed block's time may be ahead of this validator's clock.
     pub block_time_ahead_max_ms: u64,
-    /// Most pending transactions.
-    pub mempool_capacity: usize,
+    /// Bounds of the mempool.
+    pub mempool: MempoolLimits,
     /// Transaction signatures remembered as verified.
     pub signature_cache_capacity: usize,
     /// Executed proposals kept for the current height (each holds a copy of the ledger);
@@ -41,7 +42,7 @@ impl ReplicaConfig {
             consensus,
             block_txs_max: 4_096,
             block_time_ahead_max_ms: 2_000,
-            mempool_capacity: 50_000,
+            mempool: MempoolLimits::with_capacity(50_000),
             signature_cache_capacity: 100_000,
             executed_cache_max: 8,
             sync_buffer_max: 64,

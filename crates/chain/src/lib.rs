@@ -53,7 +53,7 @@ mod tests;
 pub use config::ReplicaConfig;
 pub use error::{ChainError, InvalidBlock, RecoveryError, Result};
 pub use execute::{BlockRules, ExecutedBlock, Parent, build_block, proposal_time, validate_block};
-pub use mempool::{Mempool, MempoolError};
+pub use mempool::{Mempool, MempoolError, MempoolLimits};
 pub use recovery::{Recovered, WAL_ENTRY_BYTES_MAX, recover};
 pub use replica::{Action, Committed, Event, RecoverySummary, Replica, ReplicaStats, Timer};
 pub use signatures::SignatureCache;

@@ -34,7 +34,7 @@ use crate::error::{ChainError, RecoveryError};
 use crate::execute::{
     BlockRules, ExecutedBlock, Parent, build_block, proposal_time, validate_block,
 };
-use crate::mempool::Mempool;
+use crate::mempool::{Mempool, MempoolError};
 use crate::recovery::recover;
 use crate::signatures::SignatureCache;
 use dex_consensus::{
@@ -276,7 +276,7 @@ impl<S: Store> Replica<S> {
             store,
             ledger: recovered.ledger,
             head: recovered.head,
-            mempool: Mempool::new(config.mempool_capacity),
+            mempool: Mempool::with_limits(config.mempool),
             signatures: SignatureCache::new(config.signature_cache_capacity),
             executed: BTreeMap::new(),
             executed_sequence: 0,
@@ -312,6 +312,35 @@ impl<S: Store> Replica<S> {
             self.halted = true;
         }
         result
+    }
+
+    /// Offer a transaction from a client at the host's clock `now` and say whether the
+    /// mempool admitted it (the same as [`Event::Transaction`], which drops the answer).
+    /// The outer error is the replica's own failure, as for [`Replica::handle`].
+    pub fn submit(
+        &mut self,
+        now: TimestampMs,
+        signed: SignedTransaction,
+        out: &mut Vec<Action>,
+    ) -> Result<Result<Hash, MempoolError>, ChainError> {
+        if self.halted {
+            return Err(ChainError::Halted);
+        }
+        let result = self.admit(now, signed, out).and_then(|admitted| {
+            self.apply_buffered_decisions(now, out)?;
+            Ok(admitted)
+        });
+        if result.is_err() {
+            self.halted = true;
+        }
+        result
+    }
+
+    /// Record that the host checked this transaction's signature with the same rule
+    /// ([`SignedTransaction::verify`]) and it held, so that admission and block validation
+    /// skip the check. The host verifies in parallel, off the thread that runs the replica.
+    pub fn record_verified(&mut self, signed: &SignedTransaction) {
+        self.signatures.record_verified(signed.hash(), signed);
     }
 
     // ----- accessors -----
@@ -386,7 +415,7 @@ impl<S: Store> Replica<S> {
                 };
                 self.feed(now, input, Some(sender), out)
             }
-            Event::Transaction(signed) => self.admit(now, signed, out),
+            Event::Transaction(signed) => self.admit(now, signed, out).map(|_| ()),
             Event::Decided {
                 from,
                 block,
@@ -513,11 +542,11 @@ impl<S: Store> Replica<S> {
         now: TimestampMs,
         signed: SignedTransaction,
         out: &mut Vec<Action>,
-    ) -> Result<(), ChainError> {
-        match self
+    ) -> Result<Result<Hash, MempoolError>, ChainError> {
+        let admitted = self
             .mempool
-            .insert(signed.clone(), &self.ledger, now, &mut self.signatures)
-        {
+            .insert(signed.clone(), &self.ledger, now, &mut self.signatures);
+        match admitted {
             Ok(_) => {
                 self.stats.txs_admitted += 1;
                 out.push(Action::GossipTransaction(signed));
@@ -528,7 +557,7 @@ impl<S: Store> Replica<S> {
             let effects = self.build_and_propose(now);
             self.run(now, effects, out)?;
         }
-        Ok(())
+        Ok(admitted)
     }
 
     // ----- blocks -----

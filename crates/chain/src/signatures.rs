@@ -40,6 +40,13 @@ impl SignatureCache {
             return Ok(());
         }
         signed.verify()?;
+        self.record_verified(id, signed);
+        Ok(())
+    }
+
+    /// Remember that `signed` (whose id is `id`) verified: the caller checked it with
+    /// [`SignedTransaction::verify`] itself.
+    pub fn record_verified(&mut self, id: Hash, signed: &SignedTransaction) {
         if self.verified.insert(id, signed.signature).is_none() {
             self.order.push_back(id);
         }
@@ -48,7 +55,6 @@ impl SignatureCache {
                 self.verified.remove(&oldest);
             }
         }
-        Ok(())
     }
 
     /// Entries held.

@@ -6,8 +6,9 @@ use dex_consensus::ValidatorSet;
 use dex_state::{Allocation, Genesis, Ledger, Limits};
 use dex_types::{
     AccountId, Action, Amount, AssetId, AssetSpec, BatchLeg, ChainId, Keypair, MarketId,
-    MarketSpec, OrderBatch, OrderRequest, OrderType, PriceTicks, SelfTradePrevention, Side,
-    SignedTransaction, SizeLots, TimeInForce, TimestampMs, Transaction, Transfer,
+    MarketSpec, OrderBatch, OrderRequest, OrderType, PriceTicks, ScheduleCancelAll,
+    SelfTradePrevention, Side, SignedTransaction, SizeLots, TimeInForce, TimestampMs, Transaction,
+    Transfer,
 };
 use ed25519_dalek::SigningKey;
 use rust_decimal::Decimal;
@@ -166,6 +167,17 @@ pub fn order(n: u64, nonce: u64) -> SignedTransaction {
                 self_trade: SelfTradePrevention::CancelResting,
             })],
             atomic: true,
+        }),
+    )
+}
+
+/// Trader `n` arms its dead-man switch far in the future (a priority-lane transaction).
+pub fn dead_man_switch(n: u64, nonce: u64) -> SignedTransaction {
+    signed(
+        &trader(n),
+        nonce,
+        Action::ScheduleCancelAll(ScheduleCancelAll {
+            at: Some(TimestampMs(GENESIS_TIME.0 + 1_000_000_000)),
         }),
     )
 }
