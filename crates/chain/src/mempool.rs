@@ -22,7 +22,7 @@ use dex_types::{
     AccountId, Action, ExecutionClass, Hash, SignatureError, SignedTransaction, TimestampMs,
     ValidationError,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Why a transaction was not admitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +51,13 @@ pub enum MempoolError {
         signer: AccountId,
         /// Its pending transactions in the lane.
         pending: usize,
+    },
+    /// Another pending transaction of the same signer uses this nonce; only one of them
+    /// could execute.
+    #[error("nonce {nonce} is already used by a pending transaction of this signer")]
+    NoncePending {
+        /// The nonce.
+        nonce: u64,
     },
     /// The transaction breaks a structural rule.
     #[error("transaction is malformed: {0}")]
@@ -123,6 +130,8 @@ pub struct Mempool {
     queue: BTreeMap<(Lane, u64), Pending>,
     /// Transaction id → its queue key.
     by_id: BTreeMap<Hash, (Lane, u64)>,
+    /// (signer, nonce) of every pending transaction.
+    nonces: BTreeSet<(AccountId, u64)>,
     /// Pending per (signer, lane); entries at zero are removed.
     per_signer: BTreeMap<(AccountId, Lane), usize>,
     lane_len: [usize; 2],
@@ -142,6 +151,7 @@ impl Mempool {
         Mempool {
             queue: BTreeMap::new(),
             by_id: BTreeMap::new(),
+            nonces: BTreeSet::new(),
             per_signer: BTreeMap::new(),
             lane_len: [0; 2],
             bytes: 0,
@@ -168,6 +178,11 @@ impl Mempool {
     /// Whether nothing is pending.
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
+    }
+
+    /// The ids of the pending transactions, the priority lane first, each lane oldest first.
+    pub fn ids(&self) -> impl Iterator<Item = &Hash> + '_ {
+        self.queue.values().map(|pending| &pending.id)
     }
 
     /// Whether the transaction with this id is pending.
@@ -197,10 +212,16 @@ impl Mempool {
             return Err(MempoolError::Full { capacity: lane_max });
         }
         let signer = signed.tx.signer;
+        if self.nonces.contains(&(signer, signed.tx.nonce)) {
+            return Err(MempoolError::NoncePending {
+                nonce: signed.tx.nonce,
+            });
+        }
         let pending = self.per_signer.get(&(signer, lane)).copied().unwrap_or(0);
         if pending >= self.limits.per_signer_max {
             return Err(MempoolError::SignerLimit { signer, pending });
         }
+        let nonce = signed.tx.nonce;
         let bytes = signed.encode().len();
         // The priority lane has its own count budget and is not held to the byte budget:
         // its transactions are small, and a pool full of placements must not refuse one.
@@ -220,6 +241,7 @@ impl Mempool {
         self.queue
             .insert((lane, sequence), Pending { id, signed, bytes });
         self.by_id.insert(id, (lane, sequence));
+        self.nonces.insert((signer, nonce));
         *self.per_signer.entry((signer, lane)).or_insert(0) += 1;
         self.lane_len[lane as usize] += 1;
         self.bytes += bytes;
@@ -242,6 +264,8 @@ impl Mempool {
         };
         let lane = key.0;
         self.by_id.remove(&pending.id);
+        self.nonces
+            .remove(&(pending.signed.tx.signer, pending.signed.tx.nonce));
         let slot = (pending.signed.tx.signer, lane);
         if let Some(count) = self.per_signer.get_mut(&slot) {
             *count -= 1;
@@ -289,6 +313,7 @@ impl Mempool {
         let mut per_signer: BTreeMap<(AccountId, Lane), usize> = BTreeMap::new();
         let mut lane_len = [0usize; 2];
         let mut bytes = 0usize;
+        let mut nonces = BTreeSet::new();
         for (key, pending) in &self.queue {
             if self.by_id.get(&pending.id) != Some(key) {
                 return Err(format!("id {} does not point at its entry", pending.id));
@@ -301,6 +326,15 @@ impl Mempool {
                 .or_insert(0) += 1;
             lane_len[key.0 as usize] += 1;
             bytes += pending.bytes;
+            if !nonces.insert((pending.signed.tx.signer, pending.signed.tx.nonce)) {
+                return Err(format!(
+                    "two pending transactions share the nonce of {}",
+                    pending.id
+                ));
+            }
+        }
+        if nonces != self.nonces {
+            return Err("pending nonces disagree with the queue".to_owned());
         }
         if per_signer != self.per_signer || lane_len != self.lane_len || bytes != self.bytes {
             return Err("counters disagree with the queue".to_owned());
