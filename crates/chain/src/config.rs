@@ -15,6 +15,11 @@ pub struct ReplicaConfig {
     pub block_txs_max: usize,
     /// How far a proposed block's time may be ahead of this validator's clock.
     pub block_time_ahead_max_ms: u64,
+    /// With nothing pending, a proposer waits up to this long after the parent block's time
+    /// before proposing an empty block (0: never waits). Keeps an idle chain from writing
+    /// a block every batching interval. Must stay well below the propose timeout, or the
+    /// other validators move to the next round while the proposer waits.
+    pub empty_block_wait_ms: u64,
     /// Bounds of the mempool.
     pub mempool: MempoolLimits,
     /// Transaction signatures remembered as verified.
@@ -42,6 +47,7 @@ impl ReplicaConfig {
             consensus,
             block_txs_max: 4_096,
             block_time_ahead_max_ms: 2_000,
+            empty_block_wait_ms: 0,
             mempool: MempoolLimits::with_capacity(50_000),
             signature_cache_capacity: 100_000,
             executed_cache_max: 8,

@@ -427,6 +427,22 @@ impl<S: Store> Replica<S> {
             }
             Event::Timer(Timer::ProposeBatch { height, round }) => {
                 if self.awaiting_value == Some((height, round)) {
+                    // An idle chain makes a block only every `empty_block_wait_ms`: keep
+                    // waiting (one batching interval at a time, so a transaction that
+                    // arrives is proposed within one interval) while nothing is pending.
+                    let wait_until = self
+                        .ledger
+                        .last_block_time()
+                        .0
+                        .saturating_add(self.config.empty_block_wait_ms);
+                    if self.mempool.is_empty() && now.0 < wait_until {
+                        let batch_ms = self.config.consensus.propose_batch_ms.max(1);
+                        out.push(Action::SetTimer {
+                            timer: Timer::ProposeBatch { height, round },
+                            after_ms: batch_ms.min(wait_until - now.0),
+                        });
+                        return Ok(());
+                    }
                     let effects = self.build_and_propose(now);
                     self.run(now, effects, out)?;
                 }

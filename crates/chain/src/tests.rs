@@ -31,13 +31,23 @@ fn store_config() -> ChainStoreConfig {
 }
 
 fn open<S: Store>(disk: S, i: usize, now: u64, out: &mut Vec<Action>) -> Replica<S> {
+    open_with(disk, i, now, config(), out)
+}
+
+fn open_with<S: Store>(
+    disk: S,
+    i: usize,
+    now: u64,
+    config: ReplicaConfig,
+    out: &mut Vec<Action>,
+) -> Replica<S> {
     let store = ChainStore::open(disk, store_config()).unwrap();
     Replica::open(
         store,
         &testkit::genesis(),
         testkit::validator_set(4),
         Some(testkit::validator_key(i)),
-        config(),
+        config,
         TimestampMs(now),
         out,
     )
@@ -57,10 +67,15 @@ struct Net {
     sequence: u64,
     /// Block hash committed at each height, per replica.
     commits: Vec<BTreeMap<u64, Hash>>,
+    config: ReplicaConfig,
 }
 
 impl Net {
     fn new() -> Net {
+        Net::with_config(config())
+    }
+
+    fn with_config(config: ReplicaConfig) -> Net {
         let set: ValidatorSet = testkit::validator_set(4);
         let position = (0..4)
             .map(|i| {
@@ -79,6 +94,7 @@ impl Net {
             timers: BTreeMap::new(),
             sequence: 0,
             commits: vec![BTreeMap::new(); 4],
+            config,
         };
         for i in 0..4 {
             net.start(i);
@@ -88,7 +104,14 @@ impl Net {
 
     fn start(&mut self, i: usize) {
         let mut out = Vec::new();
-        self.replicas[i] = Some(open(self.disks[i].clone(), i, self.now, &mut out));
+        let config = self.config.clone();
+        self.replicas[i] = Some(open_with(
+            self.disks[i].clone(),
+            i,
+            self.now,
+            config,
+            &mut out,
+        ));
         self.carry_out(i, out);
     }
 
@@ -201,6 +224,41 @@ impl Net {
     fn replica(&self, i: usize) -> &Replica<MemStore> {
         self.replicas[i].as_ref().unwrap()
     }
+}
+
+#[test]
+fn an_idle_chain_waits_before_an_empty_block_and_a_transaction_ends_the_wait() {
+    let mut config = config();
+    config.empty_block_wait_ms = 150;
+    let mut net = Net::with_config(config);
+    net.run_until(3, 20_000);
+    let times: Vec<u64> = (1..=3)
+        .map(|h| {
+            let block = net.replica(0).store().committed_block(h).unwrap().unwrap();
+            dex_types::Block::decode(&block.block)
+                .unwrap()
+                .header
+                .time
+                .0
+        })
+        .collect();
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= 150,
+            "empty blocks came too fast: {times:?}"
+        );
+    }
+    // A pending transaction is proposed within a batching interval, not after the wait.
+    let before = net.now;
+    net.deliver(0, Event::Transaction(transfer(1, 1)));
+    net.run_until(4, 20_000);
+    let block = net.replica(0).store().committed_block(4).unwrap().unwrap();
+    let block = dex_types::Block::decode(&block.block).unwrap();
+    assert_eq!(block.txs.len(), 1);
+    assert!(
+        block.header.time.0 < before + 150,
+        "the transaction waited for the idle interval"
+    );
 }
 
 #[test]
