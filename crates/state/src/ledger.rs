@@ -712,8 +712,10 @@ impl Ledger {
         }
     }
 
-    /// Revocations take effect and agents' per-block counters reset.
+    /// Revocations take effect (each revoked key leaves a nonce floor behind, see
+    /// [`Account::retire_agent`]) and agents' per-block counters reset.
     fn end_of_block(&mut self) {
+        let max_floors = self.genesis.limits.max_agents_per_account as usize;
         for (idx, agent) in std::mem::take(&mut self.agents_touched) {
             let account = &mut self.accounts[idx.0 as usize];
             let remove = match account.agents.get_mut(&agent) {
@@ -724,7 +726,7 @@ impl Ledger {
                 None => false,
             };
             if remove {
-                account.agents.remove(&agent);
+                account.retire_agent(&agent, max_floors);
                 self.mark_account(idx);
             }
         }
@@ -913,11 +915,14 @@ impl Ledger {
                 if account.agents.len() as u64 >= u64::from(max) {
                     return Err(Rejection::TooManyAgents { max });
                 }
+                // A key revoked earlier starts above every nonce it used before, so its old
+                // signed transactions stay spent (see `Account::retire_agent`).
+                let nonces = account.new_agent_window(&agent);
                 account.agents.insert(
                     agent,
                     Agent {
                         policy: policy.clone(),
-                        nonces: Default::default(),
+                        nonces,
                         revoked: false,
                         used_in_block: 0,
                     },

@@ -25,11 +25,32 @@
 //!    failed can never be replayed once its circumstances change
 //!    ([`Rejection::consumes_nonce`]).
 //! 4. **End of block**: agent revocations take effect (an agent revoked in a block may still
-//!    act in that block); per-block agent counters reset.
+//!    act in that block, and leaves a nonce floor behind, see below); per-block agent
+//!    counters reset.
 //! 5. **Roots** ([`Ledger::finish_roots`]): the dirty accounts and orders are re-hashed into
 //!    their trees and only their paths are recomputed (see [`tree`] and
 //!    `docs/adr/0001-state-root.md`); the fills root is a [`dex_types::merkle`] root over the
 //!    block's fills and receipts.
+//!
+//! # Replay protection across agent revocation
+//! Each signer's nonce window ([`NonceWindow`]) holds its highest 64 used nonces; an agent
+//! key's window belongs to its approval. Dropping the window on revocation would let an
+//! approval of the same key later accept an old, unexpired transaction of that key again.
+//! So a revoked key leaves a **nonce floor** in its account ([`Account::revoked_agents`]):
+//! the highest nonce it used (or may have used) for the account. A new approval of the key
+//! starts a fresh window that refuses every nonce at or below the floor
+//! ([`NonceError::TooOld`], in execution and in [`Ledger::check_transaction`] alike), so no
+//! (signer, nonce) pair ever runs twice for an account. A floor costs one `u64` where the
+//! window would cost 64, and a client of a re-approved key just keeps counting upwards (the
+//! window reports the floor as its [`NonceWindow::highest`]).
+//!
+//! Approve and revoke cost the owner nothing but a nonce, so the floors are bounded: at most
+//! `max_agents_per_account` per account. Past that the lowest is folded into one
+//! per-account floor ([`Account::agent_nonce_floor`]) that every key approved without a
+//! floor of its own must exceed; folding only ever raises what a key must exceed, so it
+//! stays safe. A floor leaves the list when its key is approved again (it moves into the
+//! window) and a full window drops its floor (its entries already exceed it). Floors are in
+//! the account leaf (so in the state root), in snapshots and in [`Ledger::block_changes`].
 //!
 //! # Custody
 //! Placing an order moves exactly [`dex_types::Market::buy_lock`] (quote: notional at the

@@ -4,7 +4,7 @@
 //! # Layout
 //! | key | value |
 //! | --- | --- |
-//! | `a` ‖ account index (u64 BE) | the account: id, balances, nonce windows, agents, dead-man switch |
+//! | `a` ‖ account index (u64 BE) | the account: id, balances, nonce windows (with floors), agents, revoked agents' nonce floors, dead-man switch |
 //! | `g` | the genesis |
 //! | `m` | counters and totals (height, last block time, next ids, withdrawn) |
 //! | `o` ‖ order id (u64 BE) | an open order with its lock, priority and tree slot |
@@ -77,8 +77,12 @@ struct AccountRecord {
     id: AccountId,
     balances: Vec<Balance>,
     nonces: Vec<u64>,
-    agents: Vec<(AccountId, AgentPolicy, Vec<u64>)>,
+    /// Key, policy, used nonces, nonce floor.
+    agents: Vec<(AccountId, AgentPolicy, Vec<u64>, Option<u64>)>,
     cancel_all_at: Option<TimestampMs>,
+    /// Revoked agent keys and their nonce floors, ascending by key.
+    revoked_agents: Vec<(AccountId, u64)>,
+    agent_nonce_floor: Option<u64>,
 }
 
 fn account_key(index: u64) -> Vec<u8> {
@@ -130,9 +134,18 @@ impl Ledger {
             agents: a
                 .agents
                 .iter()
-                .map(|(k, ag)| (*k, ag.policy.clone(), ag.nonces.used().to_vec()))
+                .map(|(k, ag)| {
+                    (
+                        *k,
+                        ag.policy.clone(),
+                        ag.nonces.used().to_vec(),
+                        ag.nonces.floor(),
+                    )
+                })
                 .collect(),
             cancel_all_at: a.cancel_all_at,
+            revoked_agents: a.revoked_agents.iter().map(|(k, f)| (*k, *f)).collect(),
+            agent_nonce_floor: a.agent_nonce_floor,
         })
     }
 
@@ -255,23 +268,45 @@ impl Ledger {
             if idx.0 != index {
                 return Err(inconsistent("an account appears twice"));
             }
+            let max_agents = ledger.genesis.limits.max_agents_per_account as usize;
             let account: &mut Account = &mut ledger.accounts[i];
             account.balances = record.balances;
-            account.nonces = NonceWindow::from_used(record.nonces)
+            account.nonces = NonceWindow::from_parts(record.nonces, None)
                 .ok_or_else(|| inconsistent("a nonce window is not sorted"))?;
-            for (key, policy, nonces) in record.agents {
-                let nonces = NonceWindow::from_used(nonces)
-                    .ok_or_else(|| inconsistent("an agent nonce window is not sorted"))?;
-                account.agents.insert(
-                    key,
-                    Agent {
-                        policy,
-                        nonces,
-                        revoked: false,
-                        used_in_block: 0,
-                    },
-                );
+            if record.agents.len() > max_agents || record.revoked_agents.len() > max_agents {
+                return Err(inconsistent("an account has more agents than the limit"));
             }
+            for (key, policy, nonces, floor) in record.agents {
+                let nonces = NonceWindow::from_parts(nonces, floor).ok_or_else(|| {
+                    inconsistent("an agent nonce window is not sorted or not above its floor")
+                })?;
+                let agent = Agent {
+                    policy,
+                    nonces,
+                    revoked: false,
+                    used_in_block: 0,
+                };
+                if account.agents.insert(key, agent).is_some() {
+                    return Err(inconsistent("an agent appears twice"));
+                }
+            }
+            // The same shape `Account::retire_agent` keeps: keys ascending and distinct, not
+            // approved, each floor above the folded one. Anything else would restore a state
+            // no execution reaches, with another root.
+            let mut previous: Option<AccountId> = None;
+            for (key, floor) in record.revoked_agents {
+                if previous.is_some_and(|p| p >= key)
+                    || account.agents.contains_key(&key)
+                    || record.agent_nonce_floor.is_some_and(|f| floor <= f)
+                {
+                    return Err(inconsistent(
+                        "the revoked agents' nonce floors are out of order, repeated or redundant",
+                    ));
+                }
+                previous = Some(key);
+                account.revoked_agents.insert(key, floor);
+            }
+            account.agent_nonce_floor = record.agent_nonce_floor;
             account.cancel_all_at = record.cancel_all_at;
             if let Some(at) = record.cancel_all_at {
                 ledger.dead_man.insert((at, idx));

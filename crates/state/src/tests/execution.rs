@@ -657,6 +657,248 @@ fn revocation_takes_effect_at_the_next_block() {
     assert!(matches!(r, Err(Rejection::NotAnAgent { .. })));
 }
 
+fn revoke(agent: u64) -> Action {
+    Action::RevokeAgent(RevokeAgent { agent: key(agent) })
+}
+
+/// Agent 50 of account 0 places an order with nonce 5 (`old`, which never expires); the
+/// owner cancels it and revokes the agent; at `revoked` the revocation has taken effect; then
+/// the owner approves the same key again. Returns the ledger at each stage and `old`.
+fn revoke_and_reapprove() -> (Ledger, Ledger, SignedTransaction) {
+    let mut l = ledger(1);
+    run(
+        &mut l,
+        2_000,
+        &[tx(0, 1, approve(50, MarketScope::All, 10, 100_000))],
+    );
+    let old = agent_tx(0, 50, 5, limit(BTC_USDC, Side::Buy, 100, 1));
+    assert_eq!(run_one(&mut l, 2_001, old.clone()).0, Ok(()));
+    assert_eq!(locked(&l, 0, USDC), l.open_orders()[0].locked.0);
+    let r = run(
+        &mut l,
+        2_002,
+        &[tx(0, 2, cancel(CancelTarget::All)), tx(0, 3, revoke(50))],
+    );
+    assert!(r.outcomes.iter().all(|o| o.result.is_ok()));
+    assert_eq!(locked(&l, 0, USDC), 0);
+    let revoked = l.clone();
+    run(
+        &mut l,
+        2_003,
+        &[tx(0, 4, approve(50, MarketScope::All, 10, 100_000))],
+    );
+    (revoked, l, old)
+}
+
+#[test]
+fn a_reapproved_agent_cannot_replay_what_it_signed_before_the_revocation() {
+    let (revoked, mut l, old) = revoke_and_reapprove();
+    // While revoked the key keeps only its floor: the highest nonce it used.
+    let account = revoked.account(&key(0)).unwrap();
+    assert!(account.agents.is_empty());
+    assert_eq!(
+        account.revoked_agents.iter().collect::<Vec<_>>(),
+        [(&key(50), &5)]
+    );
+    assert!(matches!(
+        revoked.check_transaction(&old, TimestampMs(2_003)),
+        Err(Rejection::NotAnAgent { .. })
+    ));
+    // Approved again: the fresh window starts above that floor, and the floor entry is gone.
+    let account = l.account(&key(0)).unwrap();
+    assert!(account.revoked_agents.is_empty());
+    let window = &account.agents[&key(50)].nonces;
+    assert_eq!((window.floor(), window.highest()), (Some(5), Some(5)));
+    let refused = Rejection::Nonce(NonceError::TooOld {
+        nonce: 5,
+        smallest: 5,
+    });
+    // Mempool admission refuses the replay...
+    assert_eq!(
+        l.check_transaction(&old, TimestampMs(2_004)),
+        Err(refused.clone())
+    );
+    // ...and so does execution: typed, no balance or order change, nonce not consumed.
+    let usdc = l.balance(&key(0), USDC);
+    let before = l.account(&key(0)).unwrap().clone();
+    let (r, consumed) = run_one(&mut l, 2_004, old.clone());
+    assert_eq!(r, Err(refused));
+    assert!(!consumed);
+    assert_eq!(l.balance(&key(0), USDC), usdc);
+    assert!(l.open_orders().is_empty());
+    assert_eq!(l.account(&key(0)).unwrap(), &before);
+    // A lower nonce the key never used is refused too: below the floor the ledger no longer
+    // tells used from unused.
+    assert!(matches!(
+        reject(
+            &mut l,
+            agent_tx(0, 50, 2, limit(BTC_USDC, Side::Buy, 100, 1))
+        ),
+        Rejection::Nonce(NonceError::TooOld { smallest: 5, .. })
+    ));
+}
+
+#[test]
+fn a_reapproved_agent_acts_with_a_fresh_higher_nonce() {
+    let (_, mut l, old) = revoke_and_reapprove();
+    let fresh = agent_tx(0, 50, 6, limit(BTC_USDC, Side::Buy, 100, 1));
+    assert_eq!(l.check_transaction(&fresh, TimestampMs(2_004)), Ok(()));
+    assert_eq!(run_one(&mut l, 2_004, fresh.clone()).0, Ok(()));
+    assert_eq!(l.open_orders().len(), 1);
+    assert_eq!(locked(&l, 0, USDC), l.open_orders()[0].locked.0);
+    let window = &l.account(&key(0)).unwrap().agents[&key(50)].nonces;
+    assert_eq!(window.used(), &[6]);
+    assert_eq!(window.highest(), Some(6));
+    // Both the old and the new transaction are now spent.
+    for t in [old, fresh] {
+        assert!(matches!(
+            reject(&mut l, t),
+            Rejection::Nonce(NonceError::TooOld { .. } | NonceError::Replayed { .. })
+        ));
+    }
+    // The owner's own window never had a floor: its nonces are unaffected.
+    assert_eq!(
+        run_one(&mut l, 2_005, tx(0, 5, cancel(CancelTarget::All))).0,
+        Ok(())
+    );
+}
+
+#[test]
+fn agent_nonce_floors_survive_snapshots_and_block_diffs() {
+    let (revoked, reapproved, old) = revoke_and_reapprove();
+    for (stage, l) in [("revoked", revoked), ("approved again", reapproved)] {
+        // The floor is part of the account leaf, so the root commits to it.
+        let account = l.account(&key(0)).unwrap();
+        let mut without_floor = account.clone();
+        without_floor.revoked_agents.clear();
+        if let Some(agent) = without_floor.agents.get_mut(&key(50)) {
+            agent.nonces = crate::NonceWindow::new();
+        }
+        assert_ne!(without_floor.rest_hash(), account.rest_hash(), "{stage}");
+        // The last block's diff carries the account record that holds the floor.
+        let key_a0 = [&b"a"[..], &account.index.0.to_be_bytes()].concat();
+        let diff = l.block_changes();
+        let record = diff
+            .iter()
+            .find(|c| c.key == key_a0)
+            .and_then(|c| c.value.clone())
+            .expect("the account changed");
+        let snapshot: std::collections::BTreeMap<_, _> = l.snapshot().into_iter().collect();
+        assert_eq!(snapshot[&key_a0], record, "{stage}");
+        // Restored: same root, same refusal, same future.
+        let mut a = l.clone();
+        let mut b = Ledger::from_bytes(&l.to_bytes()).unwrap();
+        assert_eq!(b.state_root(), a.state_root(), "{stage}");
+        assert_eq!(
+            b.account(&key(0)).unwrap().revoked_agents,
+            a.account(&key(0)).unwrap().revoked_agents
+        );
+        let next = [
+            tx(0, 6, approve(50, MarketScope::All, 10, 100_000)),
+            old.clone(),
+            agent_tx(0, 50, 7, limit(BTC_USDC, Side::Buy, 100, 1)),
+        ];
+        let ra = run(&mut a, 2_010, &next);
+        let rb = run(&mut b, 2_010, &next);
+        assert_eq!(ra, rb, "{stage}");
+        let replay = ra
+            .outcomes
+            .iter()
+            .find(|o| o.tx == old.hash())
+            .expect("the replay ran");
+        assert_eq!(
+            replay.result,
+            Err(Rejection::Nonce(NonceError::TooOld {
+                nonce: 5,
+                smallest: 5
+            })),
+            "{stage}"
+        );
+        assert_eq!(a.state_root(), b.state_root());
+    }
+}
+
+#[test]
+fn revoked_agent_floors_stay_bounded_and_fold_into_one_account_floor() {
+    // The test genesis allows 4 agents per account, so 4 floors are kept per key.
+    let mut l = ledger(1);
+    let mut owner_nonce = 0;
+    let mut owner = |action: Action| {
+        owner_nonce += 1;
+        tx(0, owner_nonce, action)
+    };
+    let agents: [(u64, u64); 6] = [(50, 30), (51, 10), (52, 50), (53, 20), (54, 60), (55, 40)];
+    let mut time = 2_000;
+    let mut old = Vec::new();
+    for &(agent, nonce) in &agents {
+        run(
+            &mut l,
+            time,
+            &[owner(approve(agent, MarketScope::All, 10, 100_000))],
+        );
+        let t = agent_tx(0, agent, nonce, limit(BTC_USDC, Side::Buy, 100, 1));
+        run(&mut l, time + 1, &[t.clone(), owner(revoke(agent))]);
+        old.push(t);
+        time += 2;
+        let account = l.account(&key(0)).unwrap();
+        assert!(account.revoked_agents.len() <= 4);
+        assert!(
+            account
+                .revoked_agents
+                .values()
+                .all(|&f| account.agent_nonce_floor.is_none_or(|a| f > a))
+        );
+    }
+    // The two lowest floors (10 of key 51, then 20 of key 53) were folded into one.
+    let account = l.account(&key(0)).unwrap();
+    assert_eq!(account.agent_nonce_floor, Some(20));
+    assert_eq!(
+        account.revoked_agents,
+        [(key(50), 30), (key(52), 50), (key(54), 60), (key(55), 40)]
+            .into_iter()
+            .collect()
+    );
+    // Every one of the six keys, approved again, is refused its old transaction, whether
+    // its floor was kept or folded.
+    for (t, &(agent, _)) in old.iter().zip(&agents) {
+        run(
+            &mut l,
+            time,
+            &[owner(approve(agent, MarketScope::All, 10, 100_000))],
+        );
+        assert!(matches!(
+            l.check_transaction(t, TimestampMs(time + 1)),
+            Err(Rejection::Nonce(NonceError::TooOld { .. }))
+        ));
+        let (r, _) = run_one(&mut l, time + 1, t.clone());
+        assert!(matches!(
+            r,
+            Err(Rejection::Nonce(NonceError::TooOld { .. }))
+        ));
+        run(&mut l, time + 1, &[owner(revoke(agent))]);
+        time += 2;
+        assert!(l.account(&key(0)).unwrap().revoked_agents.len() <= 4);
+    }
+    // A key this account never approved starts above the folded floor.
+    run(
+        &mut l,
+        time,
+        &[owner(approve(70, MarketScope::All, 10, 100_000))],
+    );
+    let below = agent_tx(0, 70, 20, cancel(CancelTarget::All));
+    assert_eq!(
+        l.check_transaction(&below, TimestampMs(time)),
+        Err(Rejection::Nonce(NonceError::TooOld {
+            nonce: 20,
+            smallest: 20
+        }))
+    );
+    assert_eq!(
+        run_one(&mut l, time, agent_tx(0, 70, 21, cancel(CancelTarget::All))).0,
+        Ok(())
+    );
+}
+
 #[test]
 fn atomic_batch_applies_all_or_nothing_and_names_the_failing_leg() {
     let mut l = ledger(1);

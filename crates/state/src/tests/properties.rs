@@ -3,14 +3,25 @@
 //! Signatures are bypassed (execution takes pre-verified transactions), so cases are cheap.
 
 use super::*;
-use crate::{Balance, Ledger, OpenOrder};
+use crate::{Balance, BlockResult, Ledger, OpenOrder};
 use dex_types::{
-    AgentPolicy, ApproveAgent, MarketScope, ModifyOrder, OrderId, ScheduleCancelAll, Transfer,
-    Withdraw,
+    AgentPolicy, ApproveAgent, MarketScope, ModifyOrder, OrderId, RevokeAgent, ScheduleCancelAll,
+    Transfer, Withdraw,
 };
 use proptest::prelude::*;
+use std::collections::BTreeMap;
 
 const ACCOUNTS: u64 = 6;
+/// Agent keys per account in the generator: one more than `prop_genesis` lets an account
+/// keep, so approvals hit the agent limit and revoked keys' nonce floors get folded.
+const AGENT_KEYS: u64 = 3;
+
+/// How far back `Op::AgentReplay` reaches among an account's agent transactions.
+const REPLAY_DEPTH: usize = 12;
+
+fn agent_key(acct: u64, agent: u64) -> u64 {
+    100 + acct * AGENT_KEYS + agent
+}
 
 /// An abstract operation; turned into a transaction against the current state so that it
 /// can name existing orders.
@@ -54,11 +65,24 @@ enum Op {
     },
     Approve {
         acct: u64,
+        agent: u64,
+    },
+    Revoke {
+        acct: u64,
+        agent: u64,
     },
     AgentPlace {
         acct: u64,
+        agent: u64,
         price: u64,
         size: u64,
+    },
+    /// Resubmit an agent transaction built earlier (possibly before a revocation and a new
+    /// approval of its key), or sign a new action with its (signer, nonce).
+    AgentReplay {
+        acct: u64,
+        pick: usize,
+        same_tx: bool,
     },
     Requote {
         acct: u64,
@@ -82,10 +106,25 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (acct.clone(), 0..ACCOUNTS + 2, 0u8..3, 1u128..200_000).prop_map(|(from, to, asset, amount)| Op::Transfer { from, to, asset, amount }),
         1 => (acct.clone(), 0u8..3, 1u128..100_000).prop_map(|(acct, asset, amount)| Op::Withdraw { acct, asset, amount }),
         1 => (acct.clone(), prop::option::of(0u64..5)).prop_map(|(acct, dt)| Op::Schedule { acct, dt }),
-        1 => acct.clone().prop_map(|acct| Op::Approve { acct }),
-        2 => (acct.clone(), 95u64..106, 1u64..10).prop_map(|(acct, price, size)| Op::AgentPlace { acct, price, size }),
+        2 => (acct.clone(), 0..AGENT_KEYS).prop_map(|(acct, agent)| Op::Approve { acct, agent }),
+        2 => (acct.clone(), 0..AGENT_KEYS).prop_map(|(acct, agent)| Op::Revoke { acct, agent }),
+        3 => (acct.clone(), 0..AGENT_KEYS, 95u64..106, 1u64..10).prop_map(|(acct, agent, price, size)| Op::AgentPlace { acct, agent, price, size }),
+        2 => (acct.clone(), any::<usize>(), any::<bool>()).prop_map(|(acct, pick, same_tx)| Op::AgentReplay { acct, pick, same_tx }),
         1 => (acct.clone(), 95u64..106, any::<bool>()).prop_map(|(acct, price, atomic)| Op::Requote { acct, price, atomic }),
         1 => acct.prop_map(|acct| Op::Replay { acct }),
+    ]
+}
+
+/// Only the agent lifecycle, among few accounts: approvals, revocations, agent orders and
+/// replays, with owner cancels so that a replayed order would have funds to lock.
+fn agent_op() -> impl Strategy<Value = Op> {
+    let acct = 0..2u64;
+    prop_oneof![
+        3 => (acct.clone(), 0..AGENT_KEYS).prop_map(|(acct, agent)| Op::Approve { acct, agent }),
+        2 => (acct.clone(), 0..AGENT_KEYS).prop_map(|(acct, agent)| Op::Revoke { acct, agent }),
+        4 => (acct.clone(), 0..AGENT_KEYS, 95u64..106, 1u64..10).prop_map(|(acct, agent, price, size)| Op::AgentPlace { acct, agent, price, size }),
+        4 => (acct.clone(), any::<usize>(), any::<bool>()).prop_map(|(acct, pick, same_tx)| Op::AgentReplay { acct, pick, same_tx }),
+        1 => acct.prop_map(|acct| Op::Cancel { acct, pick: 0, how: 3 }),
     ]
 }
 
@@ -102,22 +141,28 @@ fn prop_genesis() -> Genesis {
         }
     }
     g.limits.max_open_orders_per_account = 12;
+    g.limits.max_agents_per_account = AGENT_KEYS as u32 - 1;
     g
 }
 
-/// Turns ops into transactions, tracking nonces per signer.
+/// Turns ops into transactions, tracking nonces per signer (`None` for the owner) the way
+/// a client would: each key counts upwards from 1, whatever the ledger did with its
+/// transactions.
 struct Builder {
-    nonces: std::collections::BTreeMap<(u64, bool), u64>,
+    nonces: BTreeMap<(u64, Option<u64>), u64>,
+    /// Every agent transaction built, per account: what `Op::AgentReplay` resubmits.
+    agent_txs: BTreeMap<u64, Vec<SignedTransaction>>,
 }
 
 impl Builder {
     fn new() -> Self {
         Builder {
             nonces: Default::default(),
+            agent_txs: Default::default(),
         }
     }
 
-    fn next(&mut self, acct: u64, agent: bool) -> u64 {
+    fn next(&mut self, acct: u64, agent: Option<u64>) -> u64 {
         let n = self.nonces.entry((acct, agent)).or_insert(0);
         *n += 1;
         *n
@@ -170,7 +215,7 @@ impl Builder {
                     SelfTradePrevention::DecrementAndCancel,
                 ][stp as usize];
                 req.client_order_id = cid.map(ClientOrderId);
-                tx(acct, self.next(acct, false), place(req))
+                tx(acct, self.next(acct, None), place(req))
             }
             Op::Cancel { acct, pick, how } => {
                 let orders = Self::own_orders(ledger, acct);
@@ -182,7 +227,7 @@ impl Builder {
                     2 => CancelTarget::Market(if pick % 2 == 0 { BTC_USDC } else { ETH_USDC }),
                     _ => CancelTarget::All,
                 };
-                tx(acct, self.next(acct, false), cancel(target))
+                tx(acct, self.next(acct, None), cancel(target))
             }
             Op::Modify {
                 acct,
@@ -201,7 +246,7 @@ impl Builder {
                     price_ticks: price.map(PriceTicks),
                     size_lots: size.map(SizeLots),
                 });
-                tx(acct, self.next(acct, false), action)
+                tx(acct, self.next(acct, None), action)
             }
             Op::Transfer {
                 from,
@@ -215,7 +260,7 @@ impl Builder {
                     asset: asset(a),
                     amount: Amount(amount),
                 });
-                tx(from, self.next(from, false), action)
+                tx(from, self.next(from, None), action)
             }
             Op::Withdraw {
                 acct,
@@ -227,28 +272,39 @@ impl Builder {
                     amount: Amount(amount),
                     destination: vec![7; 20],
                 });
-                tx(acct, self.next(acct, false), action)
+                tx(acct, self.next(acct, None), action)
             }
             Op::Schedule { acct, dt } => {
                 let at = dt.map(|dt| TimestampMs(time + dt));
                 tx(
                     acct,
-                    self.next(acct, false),
+                    self.next(acct, None),
                     Action::ScheduleCancelAll(ScheduleCancelAll { at }),
                 )
             }
-            Op::Approve { acct } => {
+            Op::Approve { acct, agent } => {
                 let action = Action::ApproveAgent(ApproveAgent {
-                    agent: key(100 + acct),
+                    agent: key(agent_key(acct, agent)),
                     policy: AgentPolicy {
                         markets: MarketScope::Only(vec![BTC_USDC]),
                         max_orders_per_block: 2,
                         expires_at: TimestampMs(time + 6),
                     },
                 });
-                tx(acct, self.next(acct, false), action)
+                tx(acct, self.next(acct, None), action)
             }
-            Op::AgentPlace { acct, price, size } => {
+            Op::Revoke { acct, agent } => {
+                let action = Action::RevokeAgent(RevokeAgent {
+                    agent: key(agent_key(acct, agent)),
+                });
+                tx(acct, self.next(acct, None), action)
+            }
+            Op::AgentPlace {
+                acct,
+                agent,
+                price,
+                size,
+            } => {
                 let side = if price % 2 == 0 {
                     Side::Buy
                 } else {
@@ -256,7 +312,32 @@ impl Builder {
                 };
                 let market = if size % 3 == 0 { ETH_USDC } else { BTC_USDC };
                 let action = limit(market, side, price, size);
-                agent_tx(acct, 100 + acct, self.next(acct, true), action)
+                let t = agent_tx(
+                    acct,
+                    agent_key(acct, agent),
+                    self.next(acct, Some(agent)),
+                    action,
+                );
+                self.agent_txs.entry(acct).or_default().push(t.clone());
+                t
+            }
+            Op::AgentReplay {
+                acct,
+                pick,
+                same_tx,
+            } => {
+                // One of the account's last few agent transactions: old enough to predate a
+                // recent revocation, recent enough that a replay is likely to matter.
+                let built = self.agent_txs.get(&acct).map_or(&[][..], Vec::as_slice);
+                let recent = &built[built.len().saturating_sub(REPLAY_DEPTH)..];
+                let mut t = match recent.get(pick % recent.len().max(1)) {
+                    Some(t) => t.clone(),
+                    None => agent_tx(acct, agent_key(acct, 0), 1, cancel(CancelTarget::All)),
+                };
+                if !same_tx {
+                    t.tx.action = cancel(CancelTarget::Market(BTC_USDC));
+                }
+                t
             }
             Op::Requote {
                 acct,
@@ -283,10 +364,10 @@ impl Builder {
                     ],
                     atomic,
                 });
-                tx(acct, self.next(acct, false), action)
+                tx(acct, self.next(acct, None), action)
             }
             Op::Replay { acct } => {
-                let n = self.nonces.get(&(acct, false)).copied().unwrap_or(0).max(1);
+                let n = self.nonces.get(&(acct, None)).copied().unwrap_or(0).max(1);
                 tx(
                     acct,
                     n,
@@ -305,6 +386,66 @@ fn balances(l: &Ledger) -> Vec<Vec<Balance>> {
     l.accounts().iter().map(|a| a.balances.clone()).collect()
 }
 
+/// The replay audit: every (account, signer, nonce) that ran, with the height it ran at, and
+/// the last height at whose end each agent key was found gone (revoked) from its account.
+#[derive(Default)]
+struct SpentNonces {
+    spent: BTreeMap<(AccountId, AccountId, u64), u64>,
+    retired: BTreeMap<(AccountId, AccountId), u64>,
+}
+
+impl SpentNonces {
+    /// Check one executed block against the audit and record it: no (account, signer,
+    /// nonce) that ran before may run again (its transaction is refused and the nonce left
+    /// unconsumed). Returns how many of the block's transactions reused a pair that ran
+    /// before its agent key was revoked, while the key was approved again: the replays the
+    /// nonce floors exist to stop.
+    fn record(
+        &mut self,
+        after: &Ledger,
+        txs: &[SignedTransaction],
+        result: &BlockResult,
+    ) -> Result<usize, TestCaseError> {
+        let by_hash: BTreeMap<Hash, &Transaction> = txs.iter().map(|t| (t.hash(), &t.tx)).collect();
+        let mut across_revocation = 0;
+        for outcome in &result.outcomes {
+            let tx = by_hash[&outcome.tx];
+            let pair = (tx.account, tx.signer, tx.nonce);
+            if let Some(&ran_at) = self.spent.get(&pair) {
+                prop_assert!(
+                    !outcome.nonce_consumed && outcome.result.is_err(),
+                    "nonce {} of signer {} ran at height {} and again at {}: {:?}",
+                    tx.nonce,
+                    tx.signer,
+                    ran_at,
+                    result.height,
+                    outcome.result
+                );
+                let revoked_after_use = self
+                    .retired
+                    .get(&(tx.account, tx.signer))
+                    .is_some_and(|&at| at >= ran_at);
+                let approved_again = after
+                    .account(&tx.account)
+                    .is_some_and(|a| a.agents.contains_key(&tx.signer));
+                across_revocation += usize::from(revoked_after_use && approved_again);
+            } else if outcome.nonce_consumed {
+                self.spent.insert(pair, result.height);
+            }
+        }
+        for &(account, signer, _) in self.spent.keys() {
+            if account != signer
+                && after
+                    .account(&account)
+                    .is_some_and(|a| !a.agents.contains_key(&signer))
+            {
+                self.retired.insert((account, signer), result.height);
+            }
+        }
+        Ok(across_revocation)
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -321,6 +462,7 @@ proptest! {
         let mut b = Ledger::from_genesis(&g).unwrap();
         let mut restored: Option<Ledger> = None;
         let mut builder = Builder::new();
+        let mut audit = SpentNonces::default();
         let mut time = 2_000u64;
         for (h, ops) in blocks.iter().enumerate() {
             time += 1 + (h as u64 % 3);
@@ -333,6 +475,7 @@ proptest! {
             let rb = b.execute_block(parent(h as u64), TimestampMs(time), &shuffled).unwrap();
             prop_assert_eq!(&ra, &rb);
             prop_assert_eq!(a.state_root(), b.state_root());
+            audit.record(&a, &txs, &ra)?;
             if let Err(e) = a.check_invariants() {
                 prop_assert!(false, "invariant broken at height {}: {}", h, e);
             }
@@ -347,6 +490,39 @@ proptest! {
             }
             // Roots are sensitive: the fills root commits to the fills.
             prop_assert_eq!(ra.fills_root, dex_types::merkle::root(&ra.committed_leaves()));
+        }
+    }
+
+    /// However agent keys are approved, revoked and approved again, no (account, signer,
+    /// nonce) runs twice, and mempool admission refuses every one that already ran.
+    #[test]
+    fn agent_churn_never_runs_a_nonce_twice(
+        blocks in prop::collection::vec(prop::collection::vec(agent_op(), 0..10), 1..30),
+    ) {
+        let mut l = Ledger::from_genesis(&prop_genesis()).unwrap();
+        let mut builder = Builder::new();
+        let mut audit = SpentNonces::default();
+        let mut time = 2_000u64;
+        for (h, ops) in blocks.iter().enumerate() {
+            time += 1;
+            let txs: Vec<SignedTransaction> = ops.iter().map(|op| builder.build(&l, op, time)).collect();
+            for t in &txs {
+                if audit.spent.contains_key(&(t.tx.account, t.tx.signer, t.tx.nonce)) {
+                    prop_assert!(
+                        l.check_transaction(t, TimestampMs(time)).is_err(),
+                        "admission let a spent nonce {} of {} in",
+                        t.tx.nonce,
+                        t.tx.signer
+                    );
+                }
+            }
+            let r = l.execute_block(parent(h as u64), TimestampMs(time), &txs).unwrap();
+            audit.record(&l, &txs, &r)?;
+            l.check_invariants().map_err(TestCaseError::fail)?;
+            let bound = prop_genesis().limits.max_agents_per_account as usize;
+            for a in l.accounts() {
+                prop_assert!(a.agents.len() <= bound && a.revoked_agents.len() <= bound);
+            }
         }
     }
 
@@ -400,20 +576,23 @@ proptest! {
 }
 
 /// The generator is worth its name: a fixed-seed run of it produces fills, rests, cancels,
-/// withdrawals and every common kind of rejection, so the properties above are not
-/// vacuously true.
+/// withdrawals, every common kind of rejection, revocations with folded nonce floors, and
+/// replays of agent nonces across a revocation and a new approval, so the properties above
+/// are not vacuously true.
 #[test]
 fn the_random_workload_exercises_fills_and_rejections() {
     use proptest::strategy::ValueTree;
     use proptest::test_runner::TestRunner;
     let mut runner = TestRunner::deterministic();
-    let blocks = prop::collection::vec(prop::collection::vec(op(), 20..24), 30..31)
+    let blocks = prop::collection::vec(prop::collection::vec(op(), 20..24), 60..61)
         .new_tree(&mut runner)
         .unwrap()
         .current();
     let mut l = Ledger::from_genesis(&prop_genesis()).unwrap();
     let mut builder = Builder::new();
+    let mut audit = SpentNonces::default();
     let (mut fills, mut withdrawals, mut rejections, mut consumed_rejections) = (0, 0, 0, 0);
+    let (mut replays_across_revocation, mut folded) = (0, 0);
     for (h, ops) in blocks.iter().enumerate() {
         let time = 2_000 + h as u64 * 2;
         let txs: Vec<_> = ops.iter().map(|op| builder.build(&l, op, time)).collect();
@@ -421,6 +600,12 @@ fn the_random_workload_exercises_fills_and_rejections() {
             .execute_block(parent(h as u64), TimestampMs(time), &txs)
             .unwrap();
         l.check_invariants().unwrap();
+        replays_across_revocation += audit.record(&l, &txs, &r).unwrap();
+        folded += l
+            .accounts()
+            .iter()
+            .filter(|a| a.agent_nonce_floor.is_some())
+            .count();
         fills += r.fills().count();
         withdrawals += r.committed.len() - r.fills().count();
         for o in &r.outcomes {
@@ -434,4 +619,9 @@ fn the_random_workload_exercises_fills_and_rejections() {
     assert!(withdrawals > 0);
     assert!(rejections > 20, "only {rejections} rejections");
     assert!(consumed_rejections > 0 && consumed_rejections < rejections);
+    assert!(
+        replays_across_revocation > 0,
+        "no replay across a revocation was attempted"
+    );
+    assert!(folded > 0, "no revoked agent's floor was ever folded");
 }
