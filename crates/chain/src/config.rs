@@ -35,8 +35,10 @@ pub struct ReplicaConfig {
     /// The least time between two sync requests of this node, and between two decided
     /// blocks sent unasked to one lagging peer.
     pub sync_retry_ms: u64,
-    /// After a restart, compare the state column key by key with the state rebuilt from
-    /// the snapshot and blocks.
+    /// After a restart, compare the store's state column key by key with the state
+    /// rebuilt from the snapshot and blocks. Applies only when the store keeps the column
+    /// (`dex_storage::ChainStoreConfig::keep_state_column`, off by default); then it
+    /// costs one read of the whole column at start-up.
     pub check_state_column_on_open: bool,
 }
 

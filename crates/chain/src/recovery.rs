@@ -3,6 +3,11 @@
 //! next height so the core resumes without signing anything that conflicts with what it
 //! signed before the restart.
 //!
+//! Snapshot plus replay is the only way the state is rebuilt, so it works the same with
+//! the store's state column off (the default: the per-block commit writes no state) or
+//! on. When the column is kept, it is compared key by key with the rebuilt ledger (if
+//! asked), or rebuilt from it when it was switched on for a chain that ran without it.
+//!
 //! Every stored block replayed is decoded with its size cap, its certificate verified
 //! against the validator set, its header and signatures checked and its execution compared
 //! with the roots it was committed with. Anything that disagrees is a [`RecoveryError`]
@@ -38,11 +43,14 @@ pub struct Recovered {
     pub replayed_blocks: u64,
     /// Whether the store was empty and genesis was installed.
     pub installed_genesis: bool,
+    /// Whether the store's state column was switched on for a chain that ran without it,
+    /// and was filled from the rebuilt ledger.
+    pub rebuilt_state_column: bool,
 }
 
 /// Rebuild a validator's state from `store`: see the module docs. `check_state_column`
-/// also compares the state column (which every commit updates) key by key with the rebuilt
-/// ledger.
+/// also compares the state column key by key with the rebuilt ledger; it applies only
+/// when the store keeps the column (`ChainStoreConfig::keep_state_column`).
 pub fn recover<S: Store>(
     store: &ChainStore<S>,
     genesis: &Genesis,
@@ -65,6 +73,7 @@ pub fn recover<S: Store>(
             snapshot_height: 0,
             replayed_blocks: 0,
             installed_genesis: true,
+            rebuilt_state_column: false,
         });
     };
     if let Some(base) = store.base()
@@ -173,8 +182,18 @@ pub fn recover<S: Store>(
             computed: ledger.state_root(),
         });
     }
-    if check_state_column {
-        compare_state_column(store, &ledger, head.height)?;
+    let mut rebuilt_state_column = false;
+    if store.config().keep_state_column {
+        if store.state_column_current() {
+            if check_state_column {
+                compare_state_column(store, &ledger, head.height)?;
+            }
+        } else {
+            // The ledger's root equals the committed head's (checked above), so its
+            // key-values are the state at the head.
+            store.rebuild_state_column(ledger.snapshot())?;
+            rebuilt_state_column = true;
+        }
     }
 
     let next = head
@@ -209,6 +228,7 @@ pub fn recover<S: Store>(
         snapshot_height: info.height,
         replayed_blocks,
         installed_genesis: false,
+        rebuilt_state_column,
     })
 }
 

@@ -452,7 +452,26 @@ fn recovery_refuses_a_store_of_another_genesis() {
 
 #[test]
 fn recovery_refuses_a_state_column_that_diverged() {
+    // The chain ran without the state column (the default); reopening it with the column
+    // switched on rebuilds the column from the replayed state, and later opens compare.
     let disk = chain_with_blocks(2);
+    let reopen_with_column = |disk: MemStore| {
+        let with_column = ChainStoreConfig {
+            keep_state_column: true,
+            ..store_config()
+        };
+        let store = ChainStore::open(disk, with_column)?;
+        Replica::open(
+            store,
+            &testkit::genesis(),
+            testkit::validator_set(4),
+            Some(testkit::validator_key(1)),
+            config(),
+            GENESIS_TIME,
+            &mut Vec::new(),
+        )
+    };
+    reopen_with_column(disk.clone()).unwrap();
     // A well-framed but wrong value under the meta key: the frame check passes, the
     // comparison with the replayed state does not.
     let mut batch = WriteBatch::synced();
@@ -463,9 +482,11 @@ fn recovery_refuses_a_state_column_that_diverged() {
     );
     disk.write(batch).unwrap();
     assert!(matches!(
-        reopen(disk),
+        reopen_with_column(disk.clone()),
         Err(RecoveryError::StateColumnDiverged { key_hex, .. }) if key_hex == "6d"
     ));
+    // Without the column the same disk recovers: the column is cleared, not trusted.
+    reopen(disk).unwrap();
 }
 
 #[test]

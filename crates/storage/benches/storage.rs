@@ -1,24 +1,41 @@
 //! Storage benchmarks on RocksDB in a temporary directory:
 //!
 //! - `commit::synced_block/txs=N`: one synced `commit_block` of a block of N ~200-byte
-//!   transactions, each changing two ~130-byte account entries (block generation is not
-//!   timed). Throughput is in transactions.
+//!   transactions without the state column (the default): block, certificate, index,
+//!   metadata in one synced batch. Block generation is not timed. Throughput is in
+//!   transactions.
 //! - `commit::buffered_block/txs=N`: the same commit without the fsync, to split the cost
-//!   between the disk flush and the rest (framing, batch building, memtable inserts).
+//!   between the disk flush and the rest.
+//! - `commit::synced_block_state_column/txs=N`: the synced commit with the state column
+//!   kept, each transaction changing two ~130-byte account entries: the cost of
+//!   `ChainStoreConfig::keep_state_column`.
+//! - `commit::synced_block_during_snapshot/txs=10000`: the synced commit while another
+//!   thread writes snapshots of 100,000 accounts back to back (how much a snapshot taken
+//!   off the commit path still slows commits).
+//! - `snapshot::write/accounts=100000`: one `write_snapshot` of 100,000 accounts (chunks,
+//!   synced manifest, pruning of the older snapshot): what a snapshot on the commit path
+//!   would stall it by.
 //! - `wal::append_synced/entry_bytes=200`: one synced consensus-log append (the vote path).
-//! - `recover::open_verify_load/blocks=B,accounts=A`: open RocksDB, open the chain (quick
-//!   verification), load the state and check it against the committed root.
+//! - `recover::open_snapshot_replay/blocks=B,accounts=A`: open RocksDB, open the chain
+//!   (quick verification of the whole block index), load the newest snapshot and replay
+//!   the blocks after it (one snapshot interval, the worst case) with the head's root
+//!   checked. The replay applies synthetic blocks; replaying real blocks adds the ledger's
+//!   execution time per block.
 //!
-//! Also printed (not timed): bytes written per transaction (log and table bytes), and a
-//! digest (head hash and state root) of every generated workload. Set
-//! `DEX_STORAGE_BENCH_RECOVER_BLOCKS` / `..._ACCOUNTS` to scale the recovery workload.
+//! Also printed (not timed): bytes written per transaction (log and table bytes) with and
+//! without the state column, and a digest (head hash and state root) of every generated
+//! workload. Set `DEX_STORAGE_BENCH_RECOVER_BLOCKS` / `..._ACCOUNTS` to scale the recovery
+//! workload.
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use dex_storage::kv_root::sorted_kv_root;
-use dex_storage::synthetic::{SyntheticChain, SyntheticConfig};
+use dex_storage::synthetic::{SyntheticChain, SyntheticConfig, recover_state};
 use dex_storage::{ChainStore, ChainStoreConfig, Durability, RocksConfig, RocksStore};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+const SNAPSHOT_ACCOUNTS: u64 = 100_000;
 
 fn dir_bytes(path: &Path, suffix: &str) -> u64 {
     std::fs::read_dir(path)
@@ -29,13 +46,13 @@ fn dir_bytes(path: &Path, suffix: &str) -> u64 {
         .sum()
 }
 
-fn commit_workload(txs_per_block: u32) -> SyntheticConfig {
+fn commit_workload(txs_per_block: u32, genesis_accounts: u64) -> SyntheticConfig {
     SyntheticConfig {
         seed: 7,
         txs_per_block,
         tx_bytes: 200,
         accounts: 1_000_000,
-        genesis_accounts: 10_000,
+        genesis_accounts,
         value_bytes: 96,
         certificate_bytes: 67 * 100,
         // Roots are the ledger's cost, not storage's: generation records placeholders.
@@ -49,19 +66,17 @@ fn open_chain(path: &Path, config: ChainStoreConfig) -> ChainStore<RocksStore> {
     ChainStore::open(store, config).expect("open chain")
 }
 
-fn fresh_chain(path: &Path, workload: SyntheticConfig) -> (ChainStore<RocksStore>, SyntheticChain) {
-    fresh_chain_with(path, workload, Durability::Synced)
-}
-
-fn fresh_chain_with(
+fn fresh_chain(
     path: &Path,
     workload: SyntheticConfig,
     commit_durability: Durability,
+    keep_state_column: bool,
 ) -> (ChainStore<RocksStore>, SyntheticChain) {
     let chain = open_chain(
         path,
         ChainStoreConfig {
             commit_durability,
+            keep_state_column,
             ..ChainStoreConfig::default()
         },
     );
@@ -71,58 +86,73 @@ fn fresh_chain_with(
 }
 
 /// Log and table bytes per transaction for blocks of `txs_per_block`.
-fn report_bytes_per_tx(txs_per_block: u32) {
+fn report_bytes_per_tx(txs_per_block: u32, keep_state_column: bool) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (chain, mut generator) = fresh_chain(dir.path(), commit_workload(txs_per_block));
+    let (chain, mut generator) = fresh_chain(
+        dir.path(),
+        commit_workload(txs_per_block, 10_000),
+        Durability::Synced,
+        keep_state_column,
+    );
     chain.store().flush().expect("flush");
     let log_before = dir_bytes(dir.path(), ".log");
     let table_before = dir_bytes(dir.path(), ".sst");
     let blocks = (200_000 / txs_per_block).max(4);
-    let mut state_changes = 0usize;
     for _ in 0..blocks {
-        let block = generator.next_block();
-        state_changes += block.state_changes.len();
-        chain.commit_block(&block.commit()).expect("commit");
+        chain
+            .commit_block(&generator.next_block().commit())
+            .expect("commit");
     }
     let log_bytes = dir_bytes(dir.path(), ".log").saturating_sub(log_before);
     chain.store().flush().expect("flush");
     let table_bytes = dir_bytes(dir.path(), ".sst").saturating_sub(table_before);
     let txs = u64::from(blocks) * u64::from(txs_per_block);
     eprintln!(
-        "bytes_per_tx/txs={txs_per_block}: log {:.0} B/tx, tables after flush {:.0} B/tx \
-         ({blocks} blocks, {:.2} state changes/tx, head {} root {})",
+        "bytes_per_tx/txs={txs_per_block},state_column={keep_state_column}: log {:.0} B/tx, \
+         tables after flush {:.0} B/tx ({blocks} blocks, head {})",
         log_bytes as f64 / txs as f64,
         table_bytes as f64 / txs as f64,
-        state_changes as f64 / txs as f64,
         generator.head().block_hash,
-        generator.head().state_root,
     );
+}
+
+/// Time `commit_block` alone, block generation outside the clock.
+fn timed_commits(
+    chain: &ChainStore<RocksStore>,
+    generator: &mut SyntheticChain,
+    iters: u64,
+) -> Duration {
+    let mut timed = Duration::ZERO;
+    for _ in 0..iters {
+        let block = generator.next_block();
+        let start = Instant::now();
+        chain.commit_block(&block.commit()).expect("commit");
+        timed += start.elapsed();
+    }
+    timed
 }
 
 fn bench_commit(c: &mut Criterion) {
     let mut group = c.benchmark_group("commit");
     group.sample_size(20);
     for txs in [1_000u32, 10_000] {
-        report_bytes_per_tx(txs);
+        report_bytes_per_tx(txs, false);
+        report_bytes_per_tx(txs, true);
         group.throughput(Throughput::Elements(u64::from(txs)));
-        for (name, durability) in [
-            ("synced_block", Durability::Synced),
-            ("buffered_block", Durability::Buffered),
+        for (name, durability, keep_state_column) in [
+            ("synced_block", Durability::Synced, false),
+            ("buffered_block", Durability::Buffered, false),
+            ("synced_block_state_column", Durability::Synced, true),
         ] {
             let dir = tempfile::tempdir().expect("temp dir");
-            let (chain, mut generator) =
-                fresh_chain_with(dir.path(), commit_workload(txs), durability);
+            let (chain, mut generator) = fresh_chain(
+                dir.path(),
+                commit_workload(txs, 10_000),
+                durability,
+                keep_state_column,
+            );
             group.bench_function(BenchmarkId::new(name, format!("txs={txs}")), |b| {
-                b.iter_custom(|iters| {
-                    let mut timed = Duration::ZERO;
-                    for _ in 0..iters {
-                        let block = generator.next_block();
-                        let start = Instant::now();
-                        chain.commit_block(&block.commit()).expect("commit");
-                        timed += start.elapsed();
-                    }
-                    timed
-                })
+                b.iter_custom(|iters| timed_commits(&chain, &mut generator, iters))
             });
             eprintln!(
                 "commit digest/{name}/txs={txs}: head {} at {}",
@@ -131,12 +161,78 @@ fn bench_commit(c: &mut Criterion) {
             );
         }
     }
+
+    // Commits while another thread writes snapshots of 100,000 accounts back to back: the
+    // snapshot shares the disk and the writer lock (per chunk), never the whole write.
+    let txs = 10_000u32;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let workload = commit_workload(txs, SNAPSHOT_ACCOUNTS);
+    let (chain, mut generator) = fresh_chain(dir.path(), workload, Durability::Synced, false);
+    let (base, entries) = SyntheticChain::genesis(workload, sorted_kv_root);
+    let stop = AtomicBool::new(false);
+    let snapshots_written = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                chain
+                    .write_snapshot(base.height, base.state_root, entries.iter().cloned())
+                    .expect("snapshot");
+                snapshots_written.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        group.throughput(Throughput::Elements(u64::from(txs)));
+        group.bench_function(
+            BenchmarkId::new("synced_block_during_snapshot", format!("txs={txs}")),
+            |b| b.iter_custom(|iters| timed_commits(&chain, &mut generator, iters)),
+        );
+        stop.store(true, Ordering::Relaxed);
+    });
+    eprintln!(
+        "commit digest/synced_block_during_snapshot/txs={txs}: head {} at {}, {} snapshots \
+         of {SNAPSHOT_ACCOUNTS} accounts written meanwhile",
+        generator.head().block_hash,
+        generator.head().height,
+        snapshots_written.load(Ordering::Relaxed),
+    );
     group.finish();
+}
+
+fn bench_snapshot(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let workload = commit_workload(1, SNAPSHOT_ACCOUNTS);
+    let (chain, _) = fresh_chain(dir.path(), workload, Durability::Synced, false);
+    let (base, entries) = SyntheticChain::genesis(workload, sorted_kv_root);
+    let bytes: usize = entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let mut group = c.benchmark_group("snapshot");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function(format!("write/accounts={SNAPSHOT_ACCOUNTS}"), |b| {
+        b.iter_batched(
+            || entries.clone(),
+            |entries| {
+                chain
+                    .write_snapshot(base.height, base.state_root, entries)
+                    .expect("snapshot")
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+    let info = chain.latest_snapshot().expect("read").expect("a snapshot");
+    eprintln!(
+        "snapshot digest: {} entries, {} chunks, {} payload bytes, content {}",
+        info.entry_count, info.chunk_count, info.payload_bytes, info.content_digest
+    );
 }
 
 fn bench_wal(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (chain, _) = fresh_chain(dir.path(), commit_workload(1));
+    let (chain, _) = fresh_chain(
+        dir.path(),
+        commit_workload(1, 10_000),
+        Durability::Synced,
+        false,
+    );
     let entry = vec![0x5a; 200];
     let mut group = c.benchmark_group("wal");
     group.throughput(Throughput::Elements(1));
@@ -163,8 +259,13 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 fn bench_recover(c: &mut Criterion) {
-    let blocks = env_u64("DEX_STORAGE_BENCH_RECOVER_BLOCKS", 100_000);
+    let interval = ChainStoreConfig::default().snapshot_interval_blocks;
     let accounts = env_u64("DEX_STORAGE_BENCH_RECOVER_ACCOUNTS", 100_000);
+    // A whole number of snapshot intervals, at least one.
+    let blocks = env_u64("DEX_STORAGE_BENCH_RECOVER_BLOCKS", 100_000)
+        .div_ceil(interval)
+        .max(1)
+        * interval;
     let workload = SyntheticConfig {
         seed: 11,
         txs_per_block: 20,
@@ -174,9 +275,9 @@ fn bench_recover(c: &mut Criterion) {
         value_bytes: 96,
         certificate_bytes: 67 * 100,
         root_every_block: false,
-        // Only the head's root is computed (recovery checks the head's root; rehashing
-        // 100,000 accounts after each of 100,000 blocks would take hours).
-        root_interval_blocks: blocks,
+        // Roots at snapshot heights (and so at the head) only: rehashing 100,000 accounts
+        // after each of 100,000 blocks would take hours.
+        root_interval_blocks: interval,
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let generation = Instant::now();
@@ -184,7 +285,8 @@ fn bench_recover(c: &mut Criterion) {
         let chain = open_chain(
             dir.path(),
             ChainStoreConfig {
-                // Bulk generation: buffered commits, one synced write at the end.
+                // Bulk generation: buffered commits; every snapshot ends with a synced
+                // write.
                 commit_durability: Durability::Buffered,
                 ..ChainStoreConfig::default()
             },
@@ -193,11 +295,16 @@ fn bench_recover(c: &mut Criterion) {
         chain.install_base_state(base, entries).expect("genesis");
         let mut generator = SyntheticChain::new(workload, sorted_kv_root);
         for _ in 0..blocks {
-            chain
-                .commit_block(&generator.next_block().commit())
-                .expect("commit");
+            let block = generator.next_block();
+            chain.commit_block(&block.commit()).expect("commit");
+            // The last snapshot is one interval below the head: recovery replays a whole
+            // interval, the most it replays when snapshots keep up.
+            if chain.snapshot_due(block.height) && block.height < blocks {
+                chain
+                    .write_snapshot(block.height, block.state_root, generator.state_entries())
+                    .expect("snapshot");
+            }
         }
-        chain.snapshot_current_state().expect("snapshot (synced)");
         eprintln!(
             "recover workload: {blocks} blocks, {accounts} accounts generated in {:.1} s; \
              head {} root {}; {} MiB on disk",
@@ -210,18 +317,25 @@ fn bench_recover(c: &mut Criterion) {
     let mut group = c.benchmark_group("recover");
     group.sample_size(10);
     group.bench_function(
-        format!("open_verify_load/blocks={blocks},accounts={accounts}"),
+        format!("open_snapshot_replay/blocks={blocks},accounts={accounts}"),
         |b| {
             b.iter(|| {
                 let chain = open_chain(dir.path(), ChainStoreConfig::default());
-                let state = chain.load_state_verified(sorted_kv_root).expect("state");
+                let state = recover_state(&chain, &workload, sorted_kv_root).expect("state");
                 assert_eq!(chain.last_committed().expect("head").height, blocks);
-                state.len()
+                assert_eq!(state.replayed_blocks, interval);
+                state.entries.len()
             })
         },
     );
     group.finish();
 }
 
-criterion_group!(benches, bench_commit, bench_wal, bench_recover);
+criterion_group!(
+    benches,
+    bench_commit,
+    bench_snapshot,
+    bench_wal,
+    bench_recover
+);
 criterion_main!(benches);

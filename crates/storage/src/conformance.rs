@@ -9,7 +9,7 @@ use crate::kv_root::sorted_kv_root;
 use crate::mem::MemStore;
 use crate::rocks::{RocksConfig, RocksStore};
 use crate::store::{Durability, KeyRange, ScanOrder, Store, WriteBatch};
-use crate::synthetic::{SyntheticChain, SyntheticConfig};
+use crate::synthetic::{SyntheticChain, SyntheticConfig, recover_state};
 use dex_types::Hash;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -386,6 +386,14 @@ fn small_config() -> ChainStoreConfig {
     }
 }
 
+/// `small_config` with the state column kept.
+fn column_config() -> ChainStoreConfig {
+    ChainStoreConfig {
+        keep_state_column: true,
+        ..small_config()
+    }
+}
+
 fn genesis(chain: &ChainStore<impl Store>, config: SyntheticConfig) -> SyntheticChain {
     let (base, entries) = SyntheticChain::genesis(config, sorted_kv_root);
     chain.install_base_state(base, entries).unwrap();
@@ -393,12 +401,17 @@ fn genesis(chain: &ChainStore<impl Store>, config: SyntheticConfig) -> Synthetic
 }
 
 pub(crate) fn chain_commits_and_reopens<H: Harness>() {
+    commits_and_reopens::<H>(small_config());
+    commits_and_reopens::<H>(column_config());
+}
+
+fn commits_and_reopens<H: Harness>(store_config: ChainStoreConfig) {
     let harness = H::new();
     let config = SyntheticConfig::default();
     let mut generator;
     let mut blocks = Vec::new();
     {
-        let chain = ChainStore::open(harness.open(), small_config()).unwrap();
+        let chain = ChainStore::open(harness.open(), store_config.clone()).unwrap();
         assert!(chain.recovery().formatted);
         assert_eq!(chain.last_committed(), None);
         generator = genesis(&chain, config);
@@ -409,8 +422,9 @@ pub(crate) fn chain_commits_and_reopens<H: Harness>() {
             blocks.push(block);
         }
     }
-    let chain = ChainStore::open(harness.open(), small_config()).unwrap();
+    let chain = ChainStore::open(harness.open(), store_config.clone()).unwrap();
     assert!(!chain.recovery().formatted);
+    assert!(!chain.recovery().cleared_state_column);
     let head = chain.last_committed().unwrap();
     assert_eq!(head, generator.head());
     assert_eq!(chain.base().unwrap().height, 0);
@@ -432,18 +446,40 @@ pub(crate) fn chain_commits_and_reopens<H: Harness>() {
         vec![3, 4, 5, 6]
     );
     assert_eq!(chain.blocks_range(9, 100, 100).unwrap().len(), 2);
-    let state = chain.load_state_verified(sorted_kv_root).unwrap();
-    assert_eq!(state, generator.state_entries());
+    // Snapshot (the genesis base) plus replay is the state with or without the column.
+    let recovered = recover_state(&chain, &config, sorted_kv_root).unwrap();
+    assert_eq!(recovered.entries, generator.state_entries());
+    assert_eq!(
+        (recovered.snapshot_height, recovered.replayed_blocks),
+        (0, 10)
+    );
     let report = chain.verify_consistency(VerifyDepth::Full).unwrap();
     assert_eq!(report.blocks_checked, 10);
     assert_eq!(report.certificates_checked, 10);
     assert_eq!(report.index_entries_checked, 10);
-    assert_eq!(report.state_entries_checked, state.len() as u64);
+    if store_config.keep_state_column {
+        assert!(chain.state_column_current());
+        let state = chain.load_state_verified(sorted_kv_root).unwrap();
+        assert_eq!(state, generator.state_entries());
+        assert_eq!(report.state_entries_checked, state.len() as u64);
+    } else {
+        assert!(!chain.state_column_current());
+        assert_eq!(report.state_entries_checked, 0);
+        assert!(matches!(
+            chain.load_state_verified(sorted_kv_root),
+            Err(StorageError::StateColumnUnavailable { kept: false })
+        ));
+        assert!(matches!(
+            chain.state_value(b"anything"),
+            Err(StorageError::StateColumnUnavailable { kept: false })
+        ));
+    }
 }
 
 pub(crate) fn chain_refuses_bad_commits<H: Harness>() {
     let harness = H::new();
-    let chain = ChainStore::open(harness.open(), small_config()).unwrap();
+    // The state changes are checked only where they are written: with the column kept.
+    let chain = ChainStore::open(harness.open(), column_config()).unwrap();
     let config = SyntheticConfig::default();
     let mut generator = SyntheticChain::new(config, sorted_kv_root);
     let block = generator.next_block();
@@ -550,7 +586,7 @@ pub(crate) fn chain_wal_appends_reads_and_prunes<H: Harness>() {
 pub(crate) fn chain_snapshots_export_and_import<H: Harness>() {
     let harness = H::new();
     let config = SyntheticConfig::default();
-    let chain = ChainStore::open(harness.open(), small_config()).unwrap();
+    let chain = ChainStore::open(harness.open(), column_config()).unwrap();
     let mut generator = genesis(&chain, config);
     // The base install is the first snapshot.
     assert_eq!(chain.latest_snapshot().unwrap().unwrap().height, 0);
@@ -601,7 +637,7 @@ pub(crate) fn chain_snapshots_export_and_import<H: Harness>() {
 
     // Import into a fresh store of the same kind and continue the chain on it.
     let other = H::new();
-    let imported = ChainStore::open(other.open(), small_config()).unwrap();
+    let imported = ChainStore::open(other.open(), column_config()).unwrap();
     assert!(matches!(
         imported.import_snapshot(&file[..], Default::default(), Hash([7; 32]), sorted_kv_root),
         Err(StorageError::SnapshotRootMismatch { .. })
@@ -623,10 +659,20 @@ pub(crate) fn chain_snapshots_export_and_import<H: Harness>() {
     let next = generator.next_block();
     imported.commit_block(&next.commit()).unwrap();
     drop(imported);
-    let reopened = ChainStore::open(other.open(), small_config()).unwrap();
+    let reopened = ChainStore::open(other.open(), column_config()).unwrap();
     assert_eq!(reopened.last_committed().unwrap().height, 6);
     assert_eq!(reopened.base().unwrap().height, 5);
     reopened.verify_consistency(VerifyDepth::Full).unwrap();
+    // Without the column, the imported base snapshot plus replay gives the same state.
+    drop(reopened);
+    let reopened = ChainStore::open(other.open(), small_config()).unwrap();
+    assert!(reopened.recovery().cleared_state_column);
+    let recovered = recover_state(&reopened, &config, sorted_kv_root).unwrap();
+    assert_eq!(
+        (recovered.snapshot_height, recovered.replayed_blocks),
+        (5, 1)
+    );
+    assert_eq!(recovered.entries, generator.state_entries());
     assert!(matches!(
         reopened.import_snapshot(
             &file[..],
@@ -656,7 +702,15 @@ pub(crate) fn chain_prunes_blocks_up_to_the_snapshot<H: Harness>() {
             needed_from: 1
         })
     ));
-    chain.snapshot_current_state().unwrap();
+    // Without the state column the snapshot comes from the caller's state.
+    assert!(matches!(
+        chain.snapshot_current_state(),
+        Err(StorageError::StateColumnUnavailable { kept: false })
+    ));
+    let head = generator.head();
+    chain
+        .write_snapshot(head.height, head.state_root, generator.state_entries())
+        .unwrap();
     chain.prune_blocks_below(6).unwrap();
     assert_eq!(chain.blocks_retained_from(), 6);
     assert_eq!(chain.block(5).unwrap(), None);
@@ -669,6 +723,12 @@ pub(crate) fn chain_prunes_blocks_up_to_the_snapshot<H: Harness>() {
     let report = chain.verify_consistency(VerifyDepth::Full).unwrap();
     assert_eq!(report.blocks_checked, 2);
     assert_eq!(chain.blocks_retained_from(), 6);
+    let recovered = recover_state(&chain, &config, sorted_kv_root).unwrap();
+    assert_eq!(
+        (recovered.snapshot_height, recovered.replayed_blocks),
+        (6, 1)
+    );
+    assert_eq!(recovered.entries, generator.state_entries());
 }
 
 pub(crate) fn chain_detects_a_flipped_bit<H: Harness>() {
@@ -740,7 +800,7 @@ pub(crate) fn chain_open_refuses_foreign_data<H: Harness>() {
 pub(crate) fn chain_replay_from_snapshot_matches<H: Harness>() {
     let harness = H::new();
     let config = SyntheticConfig::default();
-    let chain = ChainStore::open(harness.open(), small_config()).unwrap();
+    let chain = ChainStore::open(harness.open(), column_config()).unwrap();
     let mut generator = genesis(&chain, config);
     for height in 1..=8u64 {
         chain
@@ -765,6 +825,120 @@ pub(crate) fn chain_replay_from_snapshot_matches<H: Harness>() {
     }
     let entries: Vec<StateEntry> = state.into_iter().collect();
     assert_eq!(entries, chain.state_entries().unwrap());
+    let recovered = recover_state(&chain, &config, sorted_kv_root).unwrap();
+    assert_eq!(
+        (recovered.snapshot_height, recovered.replayed_blocks),
+        (4, 4)
+    );
+    assert_eq!(recovered.entries, entries);
+}
+
+/// The state column follows its switch: cleared when switched off, unusable until
+/// rebuilt when switched on, and a commit never writes into a stale column.
+pub(crate) fn chain_state_column_switches<H: Harness>() {
+    let harness = H::new();
+    let config = SyntheticConfig::default();
+    let mut generator;
+    {
+        let chain = ChainStore::open(harness.open(), column_config()).unwrap();
+        generator = genesis(&chain, config);
+        for _ in 0..3 {
+            chain
+                .commit_block(&generator.next_block().commit())
+                .unwrap();
+        }
+        assert!(chain.state_column_current());
+    }
+    {
+        let chain = ChainStore::open(harness.open(), small_config()).unwrap();
+        assert!(chain.recovery().cleared_state_column);
+        assert!(!chain.state_column_current());
+        assert!(
+            chain
+                .store()
+                .first(Column::State, KeyRange::ALL, ScanOrder::Forward)
+                .unwrap()
+                .is_none()
+        );
+        for _ in 0..2 {
+            chain
+                .commit_block(&generator.next_block().commit())
+                .unwrap();
+        }
+        assert!(matches!(
+            chain.rebuild_state_column(generator.state_entries()),
+            Err(StorageError::StateColumnUnavailable { kept: false })
+        ));
+    }
+    let chain = ChainStore::open(harness.open(), column_config()).unwrap();
+    assert!(!chain.recovery().cleared_state_column);
+    assert!(!chain.state_column_current());
+    let block = generator.next_block();
+    assert!(matches!(
+        chain.commit_block(&block.commit()),
+        Err(StorageError::StateColumnUnavailable { kept: true })
+    ));
+    assert!(matches!(
+        chain.snapshot_current_state(),
+        Err(StorageError::StateColumnUnavailable { kept: true })
+    ));
+    let recovered = recover_state(&chain, &config, sorted_kv_root).unwrap();
+    assert_eq!(recovered.replayed_blocks, 5);
+    let unsorted: Vec<StateEntry> = recovered.entries.iter().rev().cloned().collect();
+    assert!(matches!(
+        chain.rebuild_state_column(unsorted),
+        Err(StorageError::UnsortedStateChanges { index: 1 })
+    ));
+    chain.rebuild_state_column(recovered.entries).unwrap();
+    assert!(chain.state_column_current());
+    chain.commit_block(&block.commit()).unwrap();
+    assert_eq!(
+        chain.load_state_verified(sorted_kv_root).unwrap(),
+        generator.state_entries()
+    );
+    drop(chain);
+    let chain = ChainStore::open(harness.open(), column_config()).unwrap();
+    assert!(chain.state_column_current());
+    chain.load_state_verified(sorted_kv_root).unwrap();
+}
+
+/// A format-1 store (state column always kept, no marker) opens and is upgraded in place.
+pub(crate) fn chain_upgrades_format_1<H: Harness>() {
+    let harness = H::new();
+    let config = SyntheticConfig::default();
+    let mut generator;
+    {
+        let chain = ChainStore::open(harness.open(), column_config()).unwrap();
+        generator = genesis(&chain, config);
+        chain
+            .commit_block(&generator.next_block().commit())
+            .unwrap();
+    }
+    // Rewrite the metadata as format 1 wrote it.
+    let store = harness.open();
+    let mut format_1 = b"dex-storage\0".to_vec();
+    format_1.extend_from_slice(&1u32.to_le_bytes());
+    let mut batch = WriteBatch::synced();
+    batch.put(
+        Column::Metadata,
+        b"format".to_vec(),
+        crate::frame::seal(Column::Metadata, b"format", &format_1),
+    );
+    batch.delete(Column::Metadata, b"state_column".to_vec());
+    store.write(batch).unwrap();
+    drop(store);
+    let chain = ChainStore::open(harness.open(), column_config()).unwrap();
+    assert_eq!(chain.recovery().upgraded_format_from, Some(1));
+    assert!(chain.state_column_current());
+    chain.load_state_verified(sorted_kv_root).unwrap();
+    chain
+        .commit_block(&generator.next_block().commit())
+        .unwrap();
+    drop(chain);
+    let chain = ChainStore::open(harness.open(), column_config()).unwrap();
+    assert_eq!(chain.recovery().upgraded_format_from, None);
+    assert!(chain.state_column_current());
+    chain.load_state_verified(sorted_kv_root).unwrap();
 }
 
 macro_rules! suite {
@@ -841,6 +1015,14 @@ macro_rules! suite {
             #[test]
             fn chain_replay_from_snapshot_matches() {
                 super::chain_replay_from_snapshot_matches::<$harness>();
+            }
+            #[test]
+            fn chain_state_column_switches() {
+                super::chain_state_column_switches::<$harness>();
+            }
+            #[test]
+            fn chain_upgrades_format_1() {
+                super::chain_upgrades_format_1::<$harness>();
             }
         }
     };

@@ -570,6 +570,25 @@ pub enum StorageError {
     )]
     Halted,
 
+    /// The state was asked of the state column, but the column does not hold the state at
+    /// the head: it is off in the configuration, or it was switched on for a chain that ran
+    /// without it and has not been rebuilt yet.
+    #[error(
+        "the state column does not hold the committed state: {}",
+        if *kept {
+            "it was switched on for a chain that ran without it; rebuild it from the state \
+             recovered from the newest snapshot and the blocks after it \
+             (ChainStore::rebuild_state_column)"
+        } else {
+            "it is switched off (ChainStoreConfig::keep_state_column); read the newest \
+             snapshot and replay the blocks after it instead"
+        }
+    )]
+    StateColumnUnavailable {
+        /// Whether the configuration keeps the column (true: it only needs a rebuild).
+        kept: bool,
+    },
+
     /// The store has crashed (after an injected torn write) and must be restarted.
     #[error("the store has crashed and must be restarted before further use")]
     Crashed,

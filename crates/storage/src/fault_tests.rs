@@ -7,7 +7,7 @@ use crate::faulty::{FaultRates, FaultyStore, TornWrite};
 use crate::kv_root::sorted_kv_root;
 use crate::mem::MemStore;
 use crate::store::{CrashableStore, Durability};
-use crate::synthetic::{SyntheticChain, SyntheticConfig};
+use crate::synthetic::{SyntheticChain, SyntheticConfig, recover_state};
 
 type Disk = FaultyStore<MemStore>;
 
@@ -19,10 +19,33 @@ fn config() -> ChainStoreConfig {
     }
 }
 
+fn column_config() -> ChainStoreConfig {
+    ChainStoreConfig {
+        keep_state_column: true,
+        ..config()
+    }
+}
+
+/// The state at the head, rebuilt from the newest snapshot and the blocks after it with
+/// every root checked (and read back from the state column too when it is kept).
+fn recovered_state(chain: &ChainStore<Disk>) -> Vec<crate::chain::StateEntry> {
+    let entries = recover_state(chain, &SyntheticConfig::default(), sorted_kv_root)
+        .unwrap()
+        .entries;
+    if chain.state_column_current() {
+        assert_eq!(chain.load_state_verified(sorted_kv_root).unwrap(), entries);
+    }
+    entries
+}
+
 /// A disk holding genesis and `blocks` synced commits, with the generator at its head.
 fn chain_with(blocks: u64) -> (Disk, SyntheticChain) {
+    chain_with_config(blocks, config())
+}
+
+fn chain_with_config(blocks: u64, store_config: ChainStoreConfig) -> (Disk, SyntheticChain) {
     let disk = FaultyStore::new(MemStore::new());
-    let chain = ChainStore::open(disk.clone(), config()).unwrap();
+    let chain = ChainStore::open(disk.clone(), store_config).unwrap();
     let synthetic = SyntheticConfig::default();
     let (base, entries) = SyntheticChain::genesis(synthetic, sorted_kv_root);
     chain.install_base_state(base, entries).unwrap();
@@ -37,18 +60,28 @@ fn chain_with(blocks: u64) -> (Disk, SyntheticChain) {
 
 #[test]
 fn torn_commit_is_detected_at_every_cut_point() {
+    torn_commit_at_every_cut_point(config());
+    torn_commit_at_every_cut_point(column_config());
+}
+
+fn torn_commit_at_every_cut_point(store_config: ChainStoreConfig) {
     let (_, mut probe) = chain_with(3);
     let next = probe.next_block();
-    // intent, index, block, certificate, state changes, head (no consensus-log entries
-    // to prune).
-    let ops = 4 + next.state_changes.len() + 1;
+    // intent, index, block, certificate, state changes if kept, head (no consensus-log
+    // entries to prune).
+    let state_ops = if store_config.keep_state_column {
+        next.state_changes.len()
+    } else {
+        0
+    };
+    let ops = 4 + state_ops + 1;
     let mut outcomes = [0usize; 3];
     for ops_applied in 0..=ops {
         for cut_next_value in [false, true] {
-            let (disk, mut generator) = chain_with(3);
+            let (disk, mut generator) = chain_with_config(3, store_config.clone());
             let block = generator.next_block();
             assert_eq!(block, next);
-            let chain = ChainStore::open(disk.clone(), config()).unwrap();
+            let chain = ChainStore::open(disk.clone(), store_config.clone()).unwrap();
             disk.tear_next_write(TornWrite {
                 ops_applied,
                 cut_next_value,
@@ -61,7 +94,7 @@ fn torn_commit_is_detected_at_every_cut_point() {
             ));
             drop(chain);
             disk.crash();
-            match ChainStore::open(disk.clone(), config()) {
+            match ChainStore::open(disk.clone(), store_config.clone()) {
                 Ok(reopened) => {
                     let head = reopened.last_committed().unwrap();
                     let complete = ops_applied == ops;
@@ -72,7 +105,7 @@ fn torn_commit_is_detected_at_every_cut_point() {
                          opened without error"
                     );
                     assert_eq!(head.height, if complete { 4 } else { 3 });
-                    reopened.load_state_verified(sorted_kv_root).unwrap();
+                    recovered_state(&reopened);
                     outcomes[0] += 1;
                 }
                 Err(
@@ -118,7 +151,7 @@ fn failed_sync_loses_the_commit_but_nothing_else() {
     assert_eq!(chain.last_committed().unwrap().height, 3);
     // The node re-executes and commits the same block after restart.
     chain.commit_block(&block.commit()).unwrap();
-    chain.load_state_verified(sorted_kv_root).unwrap();
+    assert_eq!(recovered_state(&chain), generator.state_entries());
 }
 
 #[test]
@@ -217,9 +250,34 @@ fn interrupted_base_install_is_reported() {
 }
 
 #[test]
+fn interrupted_state_column_rebuild_is_cleared_at_open() {
+    let (disk, generator) = chain_with(3);
+    let chain = ChainStore::open(disk.clone(), column_config()).unwrap();
+    assert!(!chain.state_column_current());
+    disk.tear_next_write(TornWrite {
+        ops_applied: 3,
+        cut_next_value: false,
+    });
+    // Small chunks: the rebuild takes several writes, the first of which is torn.
+    assert!(
+        chain
+            .rebuild_state_column(generator.state_entries())
+            .is_err()
+    );
+    assert!(!chain.state_column_current());
+    drop(chain);
+    disk.crash();
+    let chain = ChainStore::open(disk.clone(), column_config()).unwrap();
+    assert!(chain.recovery().cleared_state_column);
+    assert!(!chain.state_column_current());
+    chain.rebuild_state_column(recovered_state(&chain)).unwrap();
+    assert_eq!(recovered_state(&chain), generator.state_entries());
+}
+
+#[test]
 fn state_root_mismatch_is_reported_not_ignored() {
-    let (disk, _) = chain_with(2);
-    let chain = ChainStore::open(disk.clone(), config()).unwrap();
+    let (disk, _) = chain_with_config(2, column_config());
+    let chain = ChainStore::open(disk.clone(), column_config()).unwrap();
     let err = chain
         .load_state_verified(|_| dex_types::Hash([0xee; 32]))
         .unwrap_err();
@@ -233,15 +291,39 @@ fn state_root_mismatch_is_reported_not_ignored() {
         "{err}"
     );
     assert!(err.to_string().contains("snapshot export"), "{err}");
+    // Without the column the same check runs on the replayed state.
+    let chain = ChainStore::open(disk.clone(), config()).unwrap();
+    let err = recover_state(&chain, &SyntheticConfig::default(), |_| {
+        dex_types::Hash([0xee; 32])
+    })
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::Inconsistent {
+                problem: Inconsistency::StateRootMismatch { height: 0, .. }
+            }
+        ),
+        "{err}"
+    );
 }
 
 /// Random failed writes, failed syncs and torn writes with crash-restarts: every commit
 /// acknowledged before a crash is there after it, the state verifies, and the only refusals
 /// at open follow torn writes.
+///
+/// Odd seeds keep the state column; even seeds run without it and write a snapshot every
+/// few blocks, so recovery is snapshot plus replay, with snapshot writes failing too.
 #[test]
 fn seeded_random_fault_soak() {
+    const SNAPSHOT_EVERY_BLOCKS: u64 = 7;
     for seed in 0..6u64 {
-        let (disk, mut generator) = chain_with(1);
+        let store_config = if seed % 2 == 1 {
+            column_config()
+        } else {
+            config()
+        };
+        let (disk, mut generator) = chain_with_config(1, store_config.clone());
         disk.set_random_faults(
             seed,
             FaultRates {
@@ -251,25 +333,45 @@ fn seeded_random_fault_soak() {
             },
         );
         let mut acknowledged = 1u64;
-        let mut chain = Some(ChainStore::open(disk.clone(), config()).unwrap());
+        let mut chain = Some(ChainStore::open(disk.clone(), store_config.clone()).unwrap());
         for _ in 0..150 {
             let Some(open) = chain.as_ref() else {
                 break;
             };
             let block = generator.next_block();
-            match open.commit_block(&block.commit()) {
-                Ok(head) => acknowledged = head.height,
+            let mut result = open.commit_block(&block.commit()).map(|head| {
+                acknowledged = head.height;
+            });
+            if result.is_ok() && block.height.is_multiple_of(SNAPSHOT_EVERY_BLOCKS) {
+                result = open
+                    .write_snapshot(block.height, block.state_root, generator.state_entries())
+                    .map(drop);
+            }
+            match result {
+                Ok(()) => {}
                 Err(_) => {
                     chain = None;
                     let torn_before = disk.stats().torn_writes;
                     disk.crash();
-                    let reopened = match ChainStore::open(disk.clone(), config()) {
-                        Ok(reopened) => reopened,
-                        Err(err) => {
-                            assert!(err.is_damage(), "seed {seed}: {err}");
-                            assert!(torn_before > 0, "seed {seed}: refused without a tear");
-                            continue;
+                    // Open writes too (deleting an incomplete snapshot, clearing a stale
+                    // state column), so an injected fault may hit it: crash and retry.
+                    let mut reopened = None;
+                    for _ in 0..8 {
+                        match ChainStore::open(disk.clone(), store_config.clone()) {
+                            Ok(open) => {
+                                reopened = Some(open);
+                                break;
+                            }
+                            Err(StorageError::InjectedFault { .. }) => disk.crash(),
+                            Err(err) => {
+                                assert!(err.is_damage(), "seed {seed}: {err}");
+                                assert!(torn_before > 0, "seed {seed}: refused without a tear");
+                                break;
+                            }
                         }
+                    }
+                    let Some(reopened) = reopened else {
+                        continue;
                     };
                     let head = reopened.last_committed().unwrap();
                     assert!(
@@ -277,8 +379,7 @@ fn seeded_random_fault_soak() {
                         "seed {seed}: acknowledged {acknowledged} but recovered {}",
                         head.height
                     );
-                    reopened.load_state_verified(sorted_kv_root).unwrap();
-                    let state = reopened.state_entries().unwrap();
+                    let state = recovered_state(&reopened);
                     generator =
                         SyntheticChain::resume(*generator.config(), sorted_kv_root, head, state);
                     acknowledged = head.height;

@@ -19,9 +19,18 @@ pub const META_BASE: &[u8] = b"base";
 pub const META_FORMAT: &[u8] = b"format";
 /// Metadata key of the lowest height whose block is kept (raised by pruning).
 pub const META_RETAINED_FROM: &[u8] = b"blocks_retained_from";
+/// Metadata key present exactly when the state column holds the whole state at the
+/// committed head (see `ChainStoreConfig::keep_state_column`). Without it the column's
+/// content means nothing and open clears it.
+pub const META_STATE_COLUMN: &[u8] = b"state_column";
+/// The payload of the state-column marker.
+pub const STATE_COLUMN_MARKER: &[u8] = &[1];
 
-/// The database format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The database format this build writes and reads. Version 1 always kept the state
+/// column (and had no state-column marker); version 2 keeps it only when configured.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format this build opens (upgrading it in place to [`FORMAT_VERSION`]).
+pub const FORMAT_VERSION_MIN: u32 = 1;
 const FORMAT_MAGIC: &[u8; 12] = b"dex-storage\0";
 
 /// Snapshot-column key prefix of manifests; manifests sort before every chunk, so the

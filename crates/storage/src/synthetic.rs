@@ -8,8 +8,11 @@
 //! [`crate::kv_root::sorted_kv_root`] by default) so the same generator works with the
 //! ledger's root later.
 
-use crate::chain::{BlockCommit, StateChange, StateEntry};
-use crate::records::{ChainBase, CommittedHead};
+use crate::chain::{BlockCommit, ChainStore, StateChange, StateEntry};
+use crate::column::Column;
+use crate::error::{CorruptionKind, Inconsistency, Result, StorageError};
+use crate::records::{self, ChainBase, CommittedHead};
+use crate::store::Store;
 use dex_types::{Domain, Hash};
 use std::collections::BTreeMap;
 
@@ -68,6 +71,16 @@ pub const CRASH_TEST_CHAIN: SyntheticConfig = SyntheticConfig {
     root_every_block: true,
     root_interval_blocks: 1,
 };
+
+impl SyntheticConfig {
+    /// Whether the block at `height` records a real state root (see `root_every_block`).
+    /// The base (height 0) always does.
+    pub fn root_computed_at(&self, height: u64) -> bool {
+        self.root_every_block
+            || height == 0
+            || height.is_multiple_of(self.root_interval_blocks.max(1))
+    }
+}
 
 /// One generated block with everything a commit needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,8 +309,7 @@ impl SyntheticChain {
         let state_changes = apply_block(&mut self.state, &block, &self.config)
             .expect("bug: a generated block is well formed");
         let block_hash = Hash::of(Domain::Other, &[b"synthetic block", &block]);
-        let interval = self.config.root_interval_blocks.max(1);
-        let state_root = if self.config.root_every_block || height.is_multiple_of(interval) {
+        let state_root = if self.config.root_computed_at(height) {
             (self.root)(&self.state_entries())
         } else {
             Hash::of(
@@ -328,6 +340,85 @@ impl SyntheticChain {
     pub fn compute_root(&self) -> Hash {
         (self.root)(&self.state_entries())
     }
+}
+
+/// What [`recover_state`] rebuilt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredState {
+    /// The state at the committed head, sorted.
+    pub entries: Vec<StateEntry>,
+    /// Height of the snapshot it started from.
+    pub snapshot_height: u64,
+    /// Blocks replayed after the snapshot.
+    pub replayed_blocks: u64,
+}
+
+/// Rebuild the synthetic state at the committed head as a node without the state column
+/// does: load the newest snapshot, replay the stored blocks after it with
+/// [`apply_block`], and check every real root on the way (the snapshot's, each block's
+/// where the generator computed one, and always the head's) with `root`.
+pub fn recover_state<S: Store>(
+    chain: &ChainStore<S>,
+    config: &SyntheticConfig,
+    root: fn(&[StateEntry]) -> Hash,
+) -> Result<RecoveredState> {
+    let head = chain.last_committed().ok_or(StorageError::NotInitialized)?;
+    let snapshot = chain.latest_snapshot()?.ok_or(StorageError::NoSnapshot {
+        height: head.height,
+    })?;
+    let (info, entries) = chain.snapshot_entries(snapshot.height)?;
+    let mismatch = |height: u64, committed: Hash, computed: Hash| {
+        StorageError::inconsistent(Inconsistency::StateRootMismatch {
+            height,
+            committed,
+            computed,
+        })
+    };
+    if config.root_computed_at(info.height) {
+        let computed = root(&entries);
+        if computed != info.state_root {
+            return Err(mismatch(info.height, info.state_root, computed));
+        }
+    }
+    let mut state: BTreeMap<Vec<u8>, Vec<u8>> = entries.into_iter().collect();
+    let mut replayed_blocks = 0u64;
+    let mut next = info.height.saturating_add(1);
+    while next <= head.height {
+        const BLOCKS_PER_READ: usize = 256;
+        let blocks = chain.blocks_range(next, head.height, BLOCKS_PER_READ)?;
+        if blocks.is_empty() {
+            return Err(StorageError::inconsistent(Inconsistency::MissingHeight {
+                height: next,
+                column: Column::Blocks,
+            }));
+        }
+        for block in blocks {
+            apply_block(&mut state, &block.block, config).ok_or_else(|| {
+                StorageError::corrupted(
+                    Column::Blocks,
+                    &records::height_key(block.height),
+                    CorruptionKind::Malformed {
+                        detail: "not a synthetic block".into(),
+                    },
+                )
+            })?;
+            if config.root_computed_at(block.height) || block.height == head.height {
+                let entries: Vec<StateEntry> =
+                    state.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let computed = root(&entries);
+                if computed != block.state_root {
+                    return Err(mismatch(block.height, block.state_root, computed));
+                }
+            }
+            replayed_blocks += 1;
+            next = block.height.saturating_add(1);
+        }
+    }
+    Ok(RecoveredState {
+        entries: state.into_iter().collect(),
+        snapshot_height: info.height,
+        replayed_blocks,
+    })
 }
 
 #[cfg(test)]

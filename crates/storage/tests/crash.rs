@@ -158,7 +158,14 @@ fn sigkill_at_random_moments_loses_no_reported_commit() {
 
     // Open what the last killed child left, as a restarted node would.
     let store = RocksStore::open(dir.path(), &RocksConfig::default()).expect("open");
-    let chain = ChainStore::open(store, ChainStoreConfig::default()).expect("recover");
+    let chain = ChainStore::open(
+        store,
+        ChainStoreConfig {
+            keep_state_column: true,
+            ..ChainStoreConfig::default()
+        },
+    )
+    .expect("recover");
     let report = chain
         .verify_consistency(VerifyDepth::Full)
         .expect("full verify");

@@ -21,7 +21,13 @@ const STATE_ROOT: fn(&[StateEntry]) -> Hash = sorted_kv_root;
 
 fn run(data_dir: &str, max_height: u64) -> Result<(), Box<dyn std::error::Error>> {
     let store = RocksStore::open(data_dir, &RocksConfig::default())?;
-    let chain = ChainStore::open(store, ChainStoreConfig::default())?;
+    let chain = ChainStore::open(
+        store,
+        ChainStoreConfig {
+            keep_state_column: true,
+            ..ChainStoreConfig::default()
+        },
+    )?;
     if chain.last_committed().is_none() {
         let (base, entries) = SyntheticChain::genesis(CRASH_TEST_CHAIN, STATE_ROOT);
         chain.install_base_state(base, entries)?;
