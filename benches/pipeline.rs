@@ -1,0 +1,532 @@
+//! The single-validator pipeline without the network, against the rate at which the
+//! machine can merely verify the same signatures.
+//!
+//! - `pipeline::verify_strict_all_cores/txs=16384`: the reference. `verify_strict` alone
+//!   on every core (one rayon thread per core), keys decompressed and signing messages
+//!   hashed beforehand.
+//! - `pipeline::sequential/txs=16384`: the transactions arrive as bytes in four chunks of
+//!   4,096 (one block each). Per chunk: decode (`SignedTransaction::decode`), verify
+//!   (`TxVerifier::verify_batch` on every core), record the verified signatures and admit
+//!   to the mempool (`Mempool::insert`, which then finds each signature already verified),
+//!   select and execute the block (`dex_chain::build_block`), sign a commit certificate
+//!   (3 of 4 validators), and commit it with `dex_chain::commit::commit_block` to a
+//!   `ChainStore<RocksStore>` with synced durability. One stage after the other.
+//! - `pipeline::overlapped/txs=16384`: the same stages, but the next chunk is decoded and
+//!   verified while a second thread admits, executes and commits the previous one (the
+//!   node's shape: verification off the serial path).
+//! - `pipeline::stage_decode_verify/txs=16384`, `pipeline::stage_admit_execute_commit/txs=16384`:
+//!   the two halves alone (the second on transactions verified beforehand), to show where
+//!   the time goes.
+//!
+//! Setup (not timed): 2,000 funded accounts with real keys, two markets; the 16,384
+//! transactions are signed once, seeded: about 60% resting limit orders, 10% crossing
+//! IOC orders, 5% post-only, 25% cancels by client id of the signer's earlier orders.
+//! Each iteration starts from a new RocksDB directory with genesis installed. The digest
+//! printed at the end (head, state root, rejections) shows a faster but wrong pipeline.
+//!
+//! After the groups, the pipeline's rate as a fraction of the reference rate is measured
+//! in interleaved rounds (reference, sequential, overlapped, back to back) and the median
+//! printed, so that load from other work on a shared machine hits both sides alike.
+//!
+//! `cargo bench -p dex --bench pipeline` (about two minutes).
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use dex_chain::commit::commit_block;
+use dex_chain::{BlockRules, ExecutedBlock, Mempool, Parent, SignatureCache, build_block};
+use dex_consensus::{
+    CommitCertificate, CommitSignature, Height, Round, ValidatorIndex, ValidatorSet,
+};
+use dex_state::{Allocation, Genesis, Ledger, Limits};
+use dex_storage::{ChainStore, ChainStoreConfig, Durability, RocksConfig, RocksStore};
+use dex_types::{
+    AccountId, Action, Amount, AssetId, AssetSpec, BatchLeg, CancelTarget, ChainId, ClientOrderId,
+    Hash, Keypair, MarketId, MarketSpec, OrderBatch, OrderRequest, OrderType, PriceTicks,
+    SelfTradePrevention, Side, SignedTransaction, SizeLots, TimeInForce, TimestampMs, Transaction,
+    VerifyingKey,
+};
+use dex_verify::TxVerifier;
+use ed25519_dalek::{Signature, SigningKey};
+use rayon::prelude::*;
+use rust_decimal::Decimal;
+use std::hint::black_box;
+use std::sync::mpsc;
+use std::time::Instant;
+use tempfile::TempDir;
+
+const CHAIN: ChainId = ChainId(8);
+const ACCOUNTS: u64 = 2_000;
+const TXS: usize = 16_384;
+const BLOCK_TXS: usize = 4_096;
+const VALIDATORS: usize = 4;
+const GENESIS_TIME: TimestampMs = TimestampMs(1_000_000);
+const MID_TICKS: u64 = 1_000_000;
+
+/// Seeded splitmix64.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut mixed = self.0;
+        mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (mixed ^ (mixed >> 31)) % bound
+    }
+}
+
+fn trader_key(index: u64) -> Keypair {
+    let mut seed = [0x71; 32];
+    seed[..8].copy_from_slice(&index.to_le_bytes());
+    Keypair::from_seed(seed)
+}
+
+fn validator_key(index: usize) -> SigningKey {
+    SigningKey::from_bytes(&[0x40 + index as u8; 32])
+}
+
+fn genesis(traders: &[Keypair]) -> Genesis {
+    let allocations = traders
+        .iter()
+        .flat_map(|key| {
+            (0..3).map(move |asset| Allocation {
+                account: key.account_id(),
+                asset: AssetId(asset),
+                amount: Amount(1 << 80),
+            })
+        })
+        .collect();
+    let asset = |id, symbol: &str, decimals| AssetSpec {
+        id: AssetId(id),
+        symbol: symbol.into(),
+        decimals,
+    };
+    let market = |id, base| MarketSpec {
+        id: MarketId(id),
+        base: AssetId(base),
+        quote: AssetId(0),
+        tick_size: Decimal::new(1, 2),
+        lot_size: Decimal::new(1, 4),
+        min_size_lots: SizeLots(1),
+        maker_fee_bps: -1,
+        taker_fee_bps: 4,
+    };
+    Genesis {
+        chain_id: CHAIN,
+        genesis_time: GENESIS_TIME,
+        assets: vec![asset(0, "USDC", 6), asset(1, "BTC", 8), asset(2, "ETH", 8)],
+        markets: vec![market(0, 1), market(1, 2)],
+        allocations,
+        fee_account: AccountId([0xFE; 32]),
+        limits: Limits::default(),
+    }
+}
+
+/// The seeded stream of orders and cancels, signed.
+fn transactions(traders: &[Keypair]) -> Vec<SignedTransaction> {
+    let mut rng = Rng(0x5eed);
+    let mut nonces = vec![0u64; traders.len()];
+    let mut resting: Vec<Vec<u64>> = vec![Vec::new(); traders.len()];
+    let mut txs = Vec::with_capacity(TXS);
+    for _ in 0..TXS {
+        let index = rng.below(ACCOUNTS) as usize;
+        nonces[index] += 1;
+        let nonce = nonces[index];
+        let market = MarketId(rng.below(2) as u32);
+        let side = if rng.below(2) == 0 {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
+        let away = |ticks: u64| match side {
+            Side::Buy => MID_TICKS - ticks,
+            Side::Sell => MID_TICKS + ticks,
+        };
+        let order = |price: u64, size: u64, time_in_force| {
+            BatchLeg::Place(OrderRequest {
+                market,
+                client_order_id: Some(ClientOrderId(nonce)),
+                side,
+                order_type: OrderType::Limit,
+                price_ticks: PriceTicks(price),
+                size_lots: SizeLots(size),
+                time_in_force,
+                self_trade: SelfTradePrevention::CancelResting,
+            })
+        };
+        let roll = rng.below(100);
+        let leg = if roll < 25 && !resting[index].is_empty() {
+            let open = &mut resting[index];
+            let client_id = open.swap_remove(rng.below(open.len() as u64) as usize);
+            BatchLeg::Cancel(CancelTarget::ClientOrder(ClientOrderId(client_id)))
+        } else if roll < 35 {
+            // Crosses the spread: trades with resting orders of the other side.
+            let price = match side {
+                Side::Buy => MID_TICKS + 10,
+                Side::Sell => MID_TICKS - 10,
+            };
+            order(price, 1 + rng.below(5), TimeInForce::Ioc)
+        } else if roll < 40 {
+            order(
+                away(20 + rng.below(40)),
+                1 + rng.below(20),
+                TimeInForce::PostOnly,
+            )
+        } else {
+            resting[index].push(nonce);
+            order(away(1 + rng.below(40)), 1 + rng.below(20), TimeInForce::Gtc)
+        };
+        let key = &traders[index];
+        let signed = key
+            .sign(Transaction {
+                chain_id: CHAIN,
+                account: key.account_id(),
+                signer: key.account_id(),
+                nonce,
+                expires_at: TimestampMs(u64::MAX),
+                action: Action::Batch(OrderBatch {
+                    legs: vec![leg],
+                    atomic: true,
+                }),
+            })
+            .expect("the trader signs its own transaction");
+        txs.push(signed);
+    }
+    txs
+}
+
+/// Everything an iteration needs, built once.
+struct Fixture {
+    genesis: Genesis,
+    validators: ValidatorSet,
+    validator_keys: Vec<SigningKey>,
+    rules: BlockRules,
+    /// The transactions as they arrive from clients and peers.
+    encoded: Vec<Vec<u8>>,
+    /// For the reference rate: decompressed key, signing message, signature.
+    strict_inputs: Vec<(VerifyingKey, [u8; 32], Signature)>,
+    verifier: TxVerifier,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let traders: Vec<Keypair> = (0..ACCOUNTS).map(trader_key).collect();
+        let txs = transactions(&traders);
+        let validator_keys: Vec<SigningKey> = (0..VALIDATORS).map(validator_key).collect();
+        let validators = ValidatorSet::new(
+            validator_keys
+                .iter()
+                .map(|key| (key.verifying_key().to_bytes(), 1)),
+        )
+        .expect("a valid validator set");
+        let strict_inputs = txs
+            .iter()
+            .map(|tx| {
+                (
+                    tx.tx.signer.verifying_key().expect("a real key"),
+                    *tx.tx.signing_message().as_bytes(),
+                    Signature::from_bytes(&tx.signature),
+                )
+            })
+            .collect();
+        Fixture {
+            genesis: genesis(&traders),
+            validators,
+            validator_keys,
+            rules: BlockRules {
+                chain_id: CHAIN,
+                txs_max: BLOCK_TXS,
+                time_ahead_max_ms: 2_000,
+            },
+            encoded: txs.iter().map(SignedTransaction::encode).collect(),
+            strict_inputs,
+            verifier: TxVerifier::new(0, 2 * ACCOUNTS as usize),
+        }
+    }
+
+    /// A fresh RocksDB directory with genesis installed, committing with synced durability.
+    fn fresh_store(&self) -> Validator {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let rocks = RocksStore::open(dir.path(), &RocksConfig::default()).expect("open RocksDB");
+        let config = ChainStoreConfig {
+            commit_durability: Durability::Synced,
+            ..ChainStoreConfig::default()
+        };
+        let store = ChainStore::open(rocks, config).expect("open the chain store");
+        let recovered =
+            dex_chain::recover(&store, &self.genesis, &self.validators, &self.rules, false)
+                .expect("install genesis");
+        assert!(recovered.installed_genesis);
+        Validator {
+            _dir: dir,
+            parent: Parent {
+                height: 0,
+                hash: Hash::ZERO,
+                time: GENESIS_TIME,
+            },
+            store,
+            ledger: recovered.ledger,
+            mempool: Mempool::new(50_000),
+            signatures: SignatureCache::new(100_000),
+            rejected: 0,
+        }
+    }
+
+    /// Decode and verify one chunk of arriving bytes; every transaction here is valid.
+    fn decode_and_verify(&self, chunk: &[Vec<u8>]) -> Vec<SignedTransaction> {
+        let decoded: Vec<SignedTransaction> = chunk
+            .iter()
+            .map(|bytes| SignedTransaction::decode(bytes).expect("well-formed"))
+            .collect();
+        for result in self.verifier.verify_batch(&decoded) {
+            result.expect("every signature is valid");
+        }
+        decoded
+    }
+
+    /// The 3-of-4 precommit certificate for `executed`.
+    fn certificate(&self, executed: &ExecutedBlock) -> CommitCertificate {
+        let mut certificate = CommitCertificate {
+            height: Height(executed.block.header.height),
+            round: Round(0),
+            value_id: executed.id,
+            signatures: Vec::new(),
+        };
+        // Validators sign in index order (the set sorts them by key), as a certificate
+        // lists them.
+        let mut signers: Vec<(ValidatorIndex, &SigningKey)> = self
+            .validator_keys
+            .iter()
+            .map(|key| {
+                let index = self
+                    .validators
+                    .index_of(&key.verifying_key())
+                    .expect("a validator key");
+                (index, key)
+            })
+            .collect();
+        signers.sort_by_key(|(index, _)| *index);
+        for (validator, key) in signers.into_iter().take(3) {
+            let vote = certificate.precommit(CHAIN, validator).sign(key);
+            certificate.signatures.push(CommitSignature {
+                validator,
+                signature: vote.signature,
+            });
+        }
+        certificate
+    }
+}
+
+/// One validator's state during an iteration.
+struct Validator {
+    _dir: TempDir,
+    parent: Parent,
+    store: ChainStore<RocksStore>,
+    ledger: Ledger,
+    mempool: Mempool,
+    signatures: SignatureCache,
+    rejected: usize,
+}
+
+impl Validator {
+    /// Admit verified transactions, then build, execute and commit one block.
+    fn admit_and_commit(&mut self, fixture: &Fixture, verified: Vec<SignedTransaction>) {
+        let now = TimestampMs(self.parent.time.0 + 500);
+        for signed in verified {
+            self.signatures.record_verified(signed.hash(), &signed);
+            self.mempool
+                .insert(signed, &self.ledger, now, &mut self.signatures)
+                .expect("admitted");
+        }
+        let txs = self.mempool.select(BLOCK_TXS);
+        let time = dex_chain::proposal_time(&self.parent, now);
+        let proposer = AccountId(fixture.validator_keys[0].verifying_key().to_bytes());
+        let executed = build_block(
+            &self.ledger,
+            &self.parent,
+            &fixture.rules,
+            proposer,
+            time,
+            txs,
+        );
+        let certificate = fixture.certificate(&executed);
+        let head = commit_block(&self.store, &executed, &certificate).expect("commit");
+        self.mempool.remove_committed(&executed.block.txs);
+        self.rejected += executed
+            .result
+            .outcomes
+            .iter()
+            .filter(|outcome| outcome.result.is_err())
+            .count();
+        self.parent = Parent {
+            height: head.height,
+            hash: head.block_hash,
+            time,
+        };
+        self.ledger = executed.ledger;
+    }
+}
+
+fn sequential(fixture: &Fixture, mut validator: Validator) -> Validator {
+    for chunk in fixture.encoded.chunks(BLOCK_TXS) {
+        let verified = fixture.decode_and_verify(chunk);
+        validator.admit_and_commit(fixture, verified);
+    }
+    validator
+}
+
+fn overlapped(fixture: &Fixture, mut validator: Validator) -> Validator {
+    std::thread::scope(|scope| {
+        // One verified chunk in flight: verification runs at most one block ahead.
+        let (sender, receiver) = mpsc::sync_channel::<Vec<SignedTransaction>>(1);
+        let serial = scope.spawn(move || {
+            for verified in receiver {
+                validator.admit_and_commit(fixture, verified);
+            }
+            validator
+        });
+        for chunk in fixture.encoded.chunks(BLOCK_TXS) {
+            sender
+                .send(fixture.decode_and_verify(chunk))
+                .expect("the serial stage runs");
+        }
+        drop(sender);
+        serial.join().expect("the serial stage does not panic")
+    })
+}
+
+fn reference(fixture: &Fixture, pool: &rayon::ThreadPool) -> usize {
+    pool.install(|| {
+        fixture
+            .strict_inputs
+            .par_iter()
+            .filter(|(key, message, signature)| key.verify_strict(message, signature).is_ok())
+            .count()
+    })
+}
+
+/// Rounds of [`interleaved_ratios`].
+const RATIO_ROUNDS: usize = 5;
+
+/// The machine is shared, and other work comes and goes between criterion's groups of
+/// samples. So the ratio the target is stated in is also measured round by round: the
+/// reference, then each pipeline shape, back to back, and the median of the per-round
+/// ratios is printed.
+fn interleaved_ratios(fixture: &Fixture, pool: &rayon::ThreadPool) {
+    let mut sequential_ratios = Vec::with_capacity(RATIO_ROUNDS);
+    let mut overlapped_ratios = Vec::with_capacity(RATIO_ROUNDS);
+    for _ in 0..RATIO_ROUNDS {
+        let (first, second) = (fixture.fresh_store(), fixture.fresh_store());
+        let start = Instant::now();
+        black_box(reference(fixture, pool));
+        let reference_secs = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let first = sequential(fixture, first);
+        let sequential_secs = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let second = overlapped(fixture, second);
+        let overlapped_secs = start.elapsed().as_secs_f64();
+        drop((first, second));
+        sequential_ratios.push(reference_secs / sequential_secs);
+        overlapped_ratios.push(reference_secs / overlapped_secs);
+    }
+    let median = |ratios: &mut Vec<f64>| {
+        ratios.sort_by(f64::total_cmp);
+        ratios[ratios.len() / 2]
+    };
+    println!(
+        "pipeline rate / verify_strict-on-all-cores rate, median of {RATIO_ROUNDS} interleaved \
+         rounds: sequential {:.2} (range {:.2}-{:.2}), overlapped {:.2} (range {:.2}-{:.2})",
+        median(&mut sequential_ratios),
+        sequential_ratios[0],
+        sequential_ratios[RATIO_ROUNDS - 1],
+        median(&mut overlapped_ratios),
+        overlapped_ratios[0],
+        overlapped_ratios[RATIO_ROUNDS - 1],
+    );
+}
+
+fn bench_pipeline(c: &mut Criterion) {
+    let fixture = Fixture::new();
+    let all_cores = rayon::ThreadPoolBuilder::new()
+        .num_threads(fixture.verifier.threads())
+        .build()
+        .expect("threads");
+    assert_eq!(reference(&fixture, &all_cores), TXS);
+
+    let mut group = c.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(TXS as u64));
+    group.sample_size(10);
+    group.bench_function(format!("verify_strict_all_cores/txs={TXS}"), |b| {
+        b.iter(|| black_box(reference(&fixture, &all_cores)))
+    });
+    group.bench_function(format!("sequential/txs={TXS}"), |b| {
+        b.iter_batched(
+            || fixture.fresh_store(),
+            |validator| sequential(&fixture, validator),
+            BatchSize::PerIteration,
+        )
+    });
+    // The two halves alone, to show where the time goes.
+    group.bench_function(format!("stage_decode_verify/txs={TXS}"), |b| {
+        b.iter(|| {
+            for chunk in fixture.encoded.chunks(BLOCK_TXS) {
+                black_box(fixture.decode_and_verify(chunk));
+            }
+        })
+    });
+    let verified: Vec<Vec<SignedTransaction>> = fixture
+        .encoded
+        .chunks(BLOCK_TXS)
+        .map(|chunk| fixture.decode_and_verify(chunk))
+        .collect();
+    group.bench_function(format!("stage_admit_execute_commit/txs={TXS}"), |b| {
+        b.iter_batched(
+            || (fixture.fresh_store(), verified.clone()),
+            |(mut validator, chunks)| {
+                for chunk in chunks {
+                    validator.admit_and_commit(&fixture, chunk);
+                }
+                validator
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function(format!("overlapped/txs={TXS}"), |b| {
+        b.iter_batched(
+            || fixture.fresh_store(),
+            |validator| overlapped(&fixture, validator),
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+
+    interleaved_ratios(&fixture, &all_cores);
+
+    // The digest: both shapes must reach the same committed state.
+    let one = sequential(&fixture, fixture.fresh_store());
+    let two = overlapped(&fixture, fixture.fresh_store());
+    let head = one.store.last_committed().expect("blocks were committed");
+    assert_eq!(Some(head), two.store.last_committed());
+    assert_eq!(one.rejected, two.rejected);
+    assert!(one.mempool.is_empty());
+    let certificate = CommitCertificate::decode(
+        &one.store
+            .certificate(head.height)
+            .expect("read")
+            .expect("stored"),
+    )
+    .expect("decodes");
+    certificate
+        .verify(&fixture.validators, CHAIN)
+        .expect("the stored certificate verifies");
+    println!(
+        "digest: threads={} height={} state_root={} rejected={} of {TXS}",
+        fixture.verifier.threads(),
+        head.height,
+        head.state_root,
+        one.rejected
+    );
+}
+
+criterion_group!(benches, bench_pipeline);
+criterion_main!(benches);
