@@ -1,8 +1,9 @@
 //! A stand-in state root: one BLAKE3 hash over the sorted key-values.
 //!
-//! The ledger's real root (a Merkle tree with proofs) belongs to `dex-state`. Everything in
-//! this crate that needs a root takes the root function as a parameter; this one serves the
-//! tests, the crash-test child and the benchmarks until the node passes `dex-state`'s.
+//! The ledger's real root (a Merkle tree with proofs) belongs to `dex-state`, which this
+//! crate does not depend on. Everything here that needs a root takes the root function as
+//! a parameter; this one serves the synthetic chain of the tests and benchmarks. The crash
+//! test with the real ledger and its root lives in dex-chain (`tests/crash.rs`).
 
 use crate::chain::StateEntry;
 use dex_types::Hash;

@@ -310,7 +310,7 @@ impl<T: Store + ?Sized> Store for Arc<T> {
 /// A store that can model a machine crash: writes that were not synced are lost.
 ///
 /// [`crate::MemStore`] implements it; a real [`crate::RocksStore`] is crashed by killing
-/// its process (see `tests/crash.rs`).
+/// its process (see dex-chain's `tests/crash.rs`).
 pub trait CrashableStore: Store {
     /// Drop every write made since the last synced write, as a power loss would.
     fn crash(&self);

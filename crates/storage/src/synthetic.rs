@@ -1,4 +1,4 @@
-//! A deterministic synthetic chain for tests, the crash test and the benchmarks.
+//! A deterministic synthetic chain for the tests and the benchmarks.
 //!
 //! Block `h` is made of `txs_per_block` pseudo-random transactions drawn from
 //! `(seed, h)`. Its state changes are a function of the block bytes and the state before it
@@ -57,20 +57,6 @@ impl Default for SyntheticConfig {
         }
     }
 }
-
-/// The chain the crash test's child process commits (`src/bin/crash_child.rs`); the test
-/// regenerates it to compare against what survived.
-pub const CRASH_TEST_CHAIN: SyntheticConfig = SyntheticConfig {
-    seed: 0xc4a5,
-    txs_per_block: 64,
-    tx_bytes: 200,
-    accounts: 2_000,
-    genesis_accounts: 500,
-    value_bytes: 96,
-    certificate_bytes: 6_700,
-    root_every_block: true,
-    root_interval_blocks: 1,
-};
 
 impl SyntheticConfig {
     /// Whether the block at `height` records a real state root (see `root_every_block`).
