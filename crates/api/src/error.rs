@@ -127,6 +127,20 @@ pub enum SubmitError {
         /// The mempool's capacity.
         capacity: usize,
     },
+    /// The mempool holds its maximum of bytes; try again shortly.
+    #[error("the mempool holds its maximum of {bytes_max} bytes; try again shortly")]
+    MempoolBytesFull {
+        /// The byte budget.
+        bytes_max: usize,
+    },
+    /// The signer has as many pending transactions as one signer may; wait for a block.
+    #[error(
+        "the signer already has {pending} pending transactions, the most allowed; wait for the next block"
+    )]
+    SignerLimit {
+        /// Its pending transactions.
+        pending: usize,
+    },
     /// The node cannot take transactions now (syncing, shutting down).
     #[error("the node cannot take transactions now: {0}")]
     Unavailable(String),
@@ -148,6 +162,16 @@ impl From<SubmitError> for ApiError {
             SubmitError::MempoolFull { .. } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "mempool_full",
+                error.to_string(),
+            ),
+            SubmitError::MempoolBytesFull { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "mempool_full",
+                error.to_string(),
+            ),
+            SubmitError::SignerLimit { .. } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "signer_limit",
                 error.to_string(),
             ),
             SubmitError::Unavailable(_) => ApiError::unavailable(error.to_string()),

@@ -1,0 +1,386 @@
+//! The consensus driver: one thread that owns the [`Replica`] (consensus core, committed
+//! ledger, mempool, RocksDB store) and feeds it inputs, carrying out its actions.
+//!
+//! Why a thread and not a task: every replica call may execute a block or write to
+//! RocksDB with sync on, which blocks for milliseconds; on a thread of its own that never
+//! stalls the runtime that serves the network and the API. Inputs arrive on two bounded
+//! channels, so consensus traffic is never queued behind a flood of transactions: the
+//! control channel (consensus messages, decided blocks, reads) is drained first, then at
+//! most a batch of transactions, then due timers. Outputs leave on bounded channels too
+//! (network sends, committed blocks for the API), so a slow consumer slows the driver
+//! instead of growing memory.
+
+use crate::metrics::NodeMetrics;
+use dex_api::{CommittedBlock, FeedHub};
+use dex_chain::{Action, Event, MempoolError, Replica, Timer};
+use dex_consensus::{CommitCertificate, Message, ValidatorIndex};
+use dex_p2p::Topic;
+use dex_storage::RocksStore;
+use dex_types::{Block, Hash, SignedTransaction, TimestampMs};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// A read of the replica's state, run on the driver thread between two events.
+pub(crate) type ReadFn = Box<dyn FnOnce(&Replica<RocksStore>) + Send>;
+
+/// Consensus traffic and reads (drained before transactions).
+pub(crate) enum Control {
+    /// A consensus message whose signature the network side checked.
+    Message(Message<Block>),
+    /// A decided block from block sync.
+    Decided {
+        from: Option<ValidatorIndex>,
+        block: Block,
+        certificate: CommitCertificate,
+    },
+    /// Transactions whose signatures the network side checked (the body of a proposal).
+    Verified(Vec<SignedTransaction>),
+    /// A read of the state.
+    Read(ReadFn),
+    /// Stop after the inputs before this one.
+    Stop,
+}
+
+/// A transaction offered to the mempool, its signature already checked.
+pub(crate) struct Submission {
+    pub tx: SignedTransaction,
+    /// It came by gossip: the p2p layer forwards it, so it is not published again.
+    pub from_gossip: bool,
+    /// Where the admission result goes (a client waits for it).
+    pub reply: Option<oneshot::Sender<Result<Hash, MempoolError>>>,
+}
+
+/// What the driver asks the network task to do.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// Publish on a gossip topic.
+    Publish { topic: Topic, data: Vec<u8> },
+    /// Ask a validator for decided blocks from `height` on.
+    RequestSync { to: ValidatorIndex, height: u64 },
+}
+
+/// State the driver shares with the API and the network task.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub metrics: NodeMetrics,
+    /// Ids of the pending transactions (for the API's "pending" status).
+    pub pending: RwLock<BTreeSet<Hash>>,
+    /// Why the driver stopped, if it stopped on an error.
+    pub failure: Mutex<Option<String>>,
+}
+
+/// Transactions taken from their channel per loop turn, so that consensus traffic waiting
+/// behind them is served within one batch's time.
+const TX_BATCH: usize = 256;
+/// Consensus inputs taken per loop turn before transactions get their turn.
+const CONTROL_BATCH: usize = 1_024;
+
+pub(crate) struct Driver {
+    pub replica: Replica<RocksStore>,
+    pub control: crossbeam_channel::Receiver<Control>,
+    pub submissions: crossbeam_channel::Receiver<Submission>,
+    pub outgoing: mpsc::Sender<Outgoing>,
+    pub committed: crossbeam_channel::Sender<CommittedBlock>,
+    pub shared: Arc<Shared>,
+    pub timers: BTreeMap<(Instant, u64), Timer>,
+    pub timer_sequence: u64,
+    /// When the current height's first round began (for the commit latency).
+    pub height_started: Option<(u64, Instant)>,
+}
+
+/// The host's clock in ms since the Unix epoch.
+pub(crate) fn now_ms() -> TimestampMs {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    TimestampMs(ms)
+}
+
+impl Driver {
+    /// Run until both input channels close. Returns the replica's error if it stopped on
+    /// one.
+    pub fn run(mut self, initial: Vec<Action>) -> Result<(), dex_chain::ChainError> {
+        self.carry_out(initial, false);
+        self.publish_gauges();
+        loop {
+            let mut worked = false;
+            for _ in 0..CONTROL_BATCH {
+                match self.control.try_recv() {
+                    Ok(input) => {
+                        worked = true;
+                        if !self.on_control(input)? {
+                            return Ok(());
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            for _ in 0..TX_BATCH {
+                match self.submissions.try_recv() {
+                    Ok(submission) => {
+                        worked = true;
+                        self.on_submission(submission)?;
+                    }
+                    Err(_) => break,
+                }
+            }
+            worked |= self.fire_due_timers()?;
+            if worked {
+                self.publish_gauges();
+                continue;
+            }
+            // Idle: sleep until an input arrives or the next timer is due.
+            let wait = self
+                .timers
+                .first_key_value()
+                .map(|((at, _), _)| at.saturating_duration_since(Instant::now()))
+                .unwrap_or(Duration::from_secs(1));
+            crossbeam_channel::select! {
+                recv(self.control) -> input => match input {
+                    Ok(input) => {
+                        if !self.on_control(input)? {
+                            return Ok(());
+                        }
+                    }
+                    Err(_) => return Ok(()),
+                },
+                recv(self.submissions) -> submission => match submission {
+                    Ok(submission) => self.on_submission(submission)?,
+                    Err(_) => return Ok(()),
+                },
+                default(wait) => {}
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event) -> Result<(), dex_chain::ChainError> {
+        let mut out = Vec::new();
+        let result = self.replica.handle(now_ms(), event, &mut out);
+        // Actions produced before a failure are safe to carry out (see `Replica::handle`).
+        self.carry_out(out, false);
+        result
+    }
+
+    /// Handle one control input; `Ok(false)` means stop.
+    fn on_control(&mut self, input: Control) -> Result<bool, dex_chain::ChainError> {
+        match input {
+            Control::Stop => return Ok(false),
+            Control::Message(message) => self.handle(Event::Message(message))?,
+            Control::Decided {
+                from,
+                block,
+                certificate,
+            } => {
+                let before = self.replica.head().height;
+                self.handle(Event::Decided {
+                    from,
+                    block,
+                    certificate,
+                })?;
+                let applied = self.replica.head().height.saturating_sub(before);
+                self.shared
+                    .metrics
+                    .synced_blocks
+                    .fetch_add(applied, Ordering::Relaxed);
+            }
+            Control::Verified(txs) => {
+                for tx in &txs {
+                    self.replica.record_verified(tx);
+                }
+            }
+            Control::Read(read) => read(&self.replica),
+        }
+        Ok(true)
+    }
+
+    fn on_submission(&mut self, submission: Submission) -> Result<(), dex_chain::ChainError> {
+        let Submission {
+            tx,
+            from_gossip,
+            reply,
+        } = submission;
+        self.replica.record_verified(&tx);
+        let mut out = Vec::new();
+        let result = self.replica.submit(now_ms(), tx, &mut out);
+        self.carry_out(out, from_gossip);
+        let admitted = result?;
+        match &admitted {
+            Ok(id) => {
+                self.shared
+                    .pending
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(*id);
+            }
+            Err(_) => self
+                .shared
+                .metrics
+                .reject(crate::metrics::RejectReason::MempoolRefused),
+        }
+        if let Some(reply) = reply {
+            // The client may have gone; the transaction stays admitted either way.
+            let _ = reply.send(admitted);
+        }
+        Ok(())
+    }
+
+    fn fire_due_timers(&mut self) -> Result<bool, dex_chain::ChainError> {
+        let mut fired = false;
+        let now = Instant::now();
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let timer = entry.remove();
+            fired = true;
+            self.handle(Event::Timer(timer))?;
+        }
+        Ok(fired)
+    }
+
+    /// Carry out the replica's actions in order. `from_gossip`: the actions answer a
+    /// transaction that came by gossip, which the p2p layer forwards itself.
+    fn carry_out(&mut self, actions: Vec<Action>, from_gossip: bool) {
+        for action in actions {
+            match action {
+                Action::Broadcast(message) | Action::SendTo { message, .. } => {
+                    // Gossip reaches every validator; a message meant for one is harmless
+                    // to the others (they ignore what they already have).
+                    self.send(Outgoing::Publish {
+                        topic: Topic::Consensus,
+                        data: message.encode(),
+                    });
+                }
+                Action::GossipTransaction(tx) => {
+                    if !from_gossip {
+                        self.send(Outgoing::Publish {
+                            topic: Topic::Transactions,
+                            data: tx.encode(),
+                        });
+                    }
+                }
+                Action::SendDecided { to, .. } => {
+                    // Gossip has no direct send; a lagging peer pulls the blocks with a
+                    // sync request (it asks when it sees later heights or stops
+                    // committing).
+                    tracing::debug!(peer = to.0, "a peer is behind; it will sync");
+                }
+                Action::RequestSync { to, height } => {
+                    self.send(Outgoing::RequestSync { to, height });
+                }
+                Action::SetTimer { timer, after_ms } => {
+                    self.timer_sequence += 1;
+                    let at = Instant::now() + Duration::from_millis(after_ms);
+                    self.timers.insert((at, self.timer_sequence), timer);
+                }
+                Action::Committed(committed) => self.on_committed(*committed),
+                Action::Evidence(evidence) => {
+                    self.shared.metrics.evidence.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(?evidence, "a validator equivocated");
+                }
+                Action::EnteredRound {
+                    height,
+                    round,
+                    proposer,
+                } => {
+                    self.shared
+                        .metrics
+                        .round
+                        .store(u64::from(round.0), Ordering::Relaxed);
+                    if self.height_started.is_none_or(|(h, _)| h != height.0) {
+                        self.height_started = Some((height.0, Instant::now()));
+                    }
+                    tracing::debug!(
+                        height = height.0,
+                        round = round.0,
+                        proposer = proposer.0,
+                        "round"
+                    );
+                }
+            }
+        }
+    }
+
+    fn send(&self, outgoing: Outgoing) {
+        // Blocking is the backpressure: the network task is the only consumer. It only
+        // fails when the network task ended (shutdown), and then nothing is sent anyway.
+        let _ = self.outgoing.blocking_send(outgoing);
+    }
+
+    fn on_committed(&mut self, committed: dex_chain::Committed) {
+        let height = committed.block.header.height;
+        let metrics = &self.shared.metrics;
+        let txs = u64::try_from(committed.block.txs.len()).unwrap_or(u64::MAX);
+        let fills = u64::try_from(committed.result.fills().count()).unwrap_or(u64::MAX);
+        metrics.height.store(height, Ordering::Relaxed);
+        metrics.blocks.fetch_add(1, Ordering::Relaxed);
+        metrics.txs.fetch_add(txs, Ordering::Relaxed);
+        metrics.fills.fetch_add(fills, Ordering::Relaxed);
+        metrics.last_block_txs.store(txs, Ordering::Relaxed);
+        metrics.last_block_fills.store(fills, Ordering::Relaxed);
+        if let Some((started_height, started)) = self.height_started
+            && started_height == height
+        {
+            let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            metrics.record_commit_latency(ms);
+        }
+        let stats = self.replica.stats();
+        metrics
+            .proposals_invalid
+            .store(stats.proposals_invalid, Ordering::Relaxed);
+        {
+            let mut pending = self
+                .shared
+                .pending
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            pending.clear();
+            pending.extend(self.replica.mempool().ids().copied());
+        }
+        tracing::info!(
+            height,
+            txs,
+            fills,
+            round = committed.certificate.round.0,
+            "committed"
+        );
+        let block = CommittedBlock {
+            block: committed.block,
+            certificate: Some(committed.certificate.encode()),
+            result: committed.result,
+        };
+        // The publisher thread feeds the API's read model; blocking here keeps it from
+        // falling unboundedly behind.
+        let _ = self.committed.send(block);
+    }
+
+    fn publish_gauges(&self) {
+        let mempool = self.replica.mempool();
+        let metrics = &self.shared.metrics;
+        metrics.mempool_txs.store(
+            u64::try_from(mempool.len()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        metrics.mempool_bytes.store(
+            u64::try_from(mempool.bytes()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// Publish committed blocks to the API's hub, in height order, off the driver thread.
+pub(crate) fn run_publisher(
+    hub: Arc<FeedHub>,
+    blocks: crossbeam_channel::Receiver<CommittedBlock>,
+) {
+    for block in blocks {
+        let height = block.height();
+        if let Err(error) = hub.publish(block) {
+            tracing::error!(height, %error, "the API could not index a committed block");
+        }
+    }
+}

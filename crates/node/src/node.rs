@@ -1,0 +1,288 @@
+//! Starting and stopping a node: open the database and recover, start the consensus
+//! driver, the API publisher, the p2p swarm and the network task, and serve the API.
+
+use crate::backend::NodeBackend;
+use crate::config::NodeConfig;
+use crate::driver::{self, Control, Driver, Shared};
+use crate::error::NodeError;
+use crate::keys::ValidatorKey;
+use crate::network::{Network, VERIFY_IN_FLIGHT_MAX};
+use crate::spec::ChainSpec;
+use dex_api::wire::ValidatorView;
+use dex_api::{ApiConfig, ChainInfo, FeedHub, HubConfig, ServerHandle};
+use dex_chain::{MempoolLimits, Replica, ReplicaConfig};
+use dex_p2p::{P2pConfig, P2pHandle, parse_addr};
+use dex_storage::{ChainStore, ChainStoreConfig, RocksConfig, RocksStore};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Inputs waiting for the driver: consensus traffic and reads.
+const CONTROL_CAPACITY: usize = 16_384;
+/// Transactions waiting for the driver's admission check.
+const SUBMISSION_CAPACITY: usize = 16_384;
+/// Sends waiting for the network task.
+const OUTGOING_CAPACITY: usize = 16_384;
+/// Committed blocks waiting for the API's read model.
+const COMMITTED_CAPACITY: usize = 256;
+
+/// A running node; see [`RunningNode::shutdown`].
+#[derive(Debug)]
+pub struct RunningNode {
+    /// Where the API listens.
+    pub api_addr: SocketAddr,
+    /// The p2p handle (peer id, listen addresses, metrics).
+    pub p2p: P2pHandle,
+    server: ServerHandle,
+    control: crossbeam_channel::Sender<Control>,
+    driver: Option<std::thread::JoinHandle<Result<(), dex_chain::ChainError>>>,
+    driver_done: tokio::sync::watch::Receiver<bool>,
+    shared: Arc<Shared>,
+}
+
+/// What the start-up found, for the operator's log.
+#[derive(Clone, Debug)]
+pub struct StartInfo {
+    /// Committed height after recovery.
+    pub height: u64,
+    /// Blocks replayed from the newest snapshot.
+    pub replayed_blocks: u64,
+    /// Whether genesis was installed (empty database).
+    pub installed_genesis: bool,
+}
+
+/// The replica configuration a node runs from its spec and config.
+pub fn replica_config(spec: &ChainSpec, config: &NodeConfig) -> ReplicaConfig {
+    let mut replica = ReplicaConfig::new(spec.consensus_config());
+    replica.block_txs_max = spec.consensus.block_txs_max;
+    replica.block_time_ahead_max_ms = spec.consensus.block_time_ahead_max_ms;
+    // An idle chain makes about two blocks a second, comfortably inside the propose
+    // timeout that the other validators wait for.
+    replica.empty_block_wait_ms = (spec.consensus.propose_ms / 2).min(500);
+    replica.mempool = MempoolLimits::with_capacity(config.mempool_capacity);
+    replica
+}
+
+impl RunningNode {
+    /// Start a node from its configuration. Must be called inside a tokio runtime.
+    pub async fn start(config: NodeConfig) -> Result<(RunningNode, StartInfo), NodeError> {
+        let spec = ChainSpec::load(&config.chain_spec)?;
+        let key = config
+            .key_file
+            .as_deref()
+            .map(ValidatorKey::load)
+            .transpose()?;
+        if let Some(key) = &key
+            && spec.validator_index(&key.public_key()).is_none()
+        {
+            return Err(NodeError::Config(format!(
+                "the key {} is not a validator of this chain; remove key_file to run a full node",
+                key.public_key()
+            )));
+        }
+        let validators = spec
+            .validator_set()
+            .map_err(|e| NodeError::Config(format!("validators: {e}")))?;
+
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| NodeError::File {
+            path: config.data_dir.clone(),
+            detail: format!("cannot create the data directory: {e}"),
+        })?;
+        let rocks = RocksStore::open(&config.data_dir, &RocksConfig::default())?;
+        let store = ChainStore::open(
+            rocks,
+            ChainStoreConfig {
+                snapshot_interval_blocks: config.snapshot_interval_blocks,
+                ..ChainStoreConfig::default()
+            },
+        )?;
+        let mut initial = Vec::new();
+        let replica = Replica::open(
+            store,
+            &spec.genesis,
+            validators.clone(),
+            key.as_ref().map(|k| k.signing_key().clone()),
+            replica_config(&spec, &config),
+            driver::now_ms(),
+            &mut initial,
+        )?;
+        let recovery = replica.recovery();
+        let info = StartInfo {
+            height: replica.head().height,
+            replayed_blocks: recovery.replayed_blocks,
+            installed_genesis: recovery.installed_genesis,
+        };
+
+        let views = spec
+            .validators
+            .iter()
+            .map(|v| ValidatorView {
+                public_key: v.public_key.to_hex(),
+                voting_power: v.voting_power,
+            })
+            .collect();
+        let chain = ChainInfo::from_genesis(&spec.genesis, views)
+            .map_err(|e| NodeError::Config(format!("genesis: {e}")))?;
+        let hub = Arc::new(FeedHub::new(chain, replica.ledger(), HubConfig::default()));
+
+        let shared = Arc::new(Shared::default());
+        shared
+            .metrics
+            .height
+            .store(info.height, std::sync::atomic::Ordering::Relaxed);
+        let (control_tx, control_rx) = crossbeam_channel::bounded(CONTROL_CAPACITY);
+        let (submit_tx, submit_rx) = crossbeam_channel::bounded(SUBMISSION_CAPACITY);
+        let (outgoing_tx, outgoing_rx) = tokio::sync::mpsc::channel(OUTGOING_CAPACITY);
+        let (committed_tx, committed_rx) = crossbeam_channel::bounded(COMMITTED_CAPACITY);
+
+        let publisher_hub = hub.clone();
+        std::thread::Builder::new()
+            .name("api-publisher".into())
+            .spawn(move || driver::run_publisher(publisher_hub, committed_rx))
+            .map_err(NodeError::Thread)?;
+
+        let (done_tx, driver_done) = tokio::sync::watch::channel(false);
+        let driver_shared = shared.clone();
+        let driver = Driver {
+            replica,
+            control: control_rx,
+            submissions: submit_rx,
+            outgoing: outgoing_tx,
+            committed: committed_tx,
+            shared: shared.clone(),
+            timers: BTreeMap::new(),
+            timer_sequence: 0,
+            height_started: None,
+        };
+        let driver = std::thread::Builder::new()
+            .name("consensus".into())
+            .spawn(move || {
+                let result = driver.run(initial);
+                if let Err(error) = &result {
+                    tracing::error!(%error, "the consensus driver stopped");
+                    *driver_shared
+                        .failure
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
+                }
+                let _ = done_tx.send(true);
+                result
+            })
+            .map_err(NodeError::Thread)?;
+
+        // The validator's key is its libp2p identity, so peers know which validator they
+        // talk to; a full node gets a fresh identity each start.
+        let identity = match &key {
+            Some(key) => key.seed(),
+            None => ValidatorKey::generate()?.seed(),
+        };
+        let mut p2p_config =
+            P2pConfig::new(spec.network_id(), identity, parse_addr(&config.p2p_listen)?);
+        let own = key.as_ref().map(ValidatorKey::public_key);
+        p2p_config.bootstrap_peers = spec.validator_addresses(own.as_ref());
+        for peer in &config.bootstrap_peers {
+            p2p_config.bootstrap_peers.push(parse_addr(peer)?);
+        }
+        p2p_config.validator_peers = spec.validator_peers();
+        p2p_config.gossip.heartbeat_interval = Duration::from_millis(250);
+        p2p_config.redial_interval = Duration::from_secs(1);
+        let consensus_bytes_max = p2p_config.gossip.max_consensus_bytes;
+        let sync_bytes_max = p2p_config.sync.max_response_bytes;
+        let (p2p, events) = dex_p2p::spawn(p2p_config).await?;
+
+        let network = Network {
+            p2p: p2p.clone(),
+            events,
+            outgoing: outgoing_rx,
+            control: control_tx.clone(),
+            submissions: submit_tx.clone(),
+            shared: shared.clone(),
+            validators: Arc::new(validators),
+            chain_id: dex_consensus::ChainId(spec.genesis.chain_id.0),
+            validator_peers: spec.validator_peers(),
+            consensus_bytes_max,
+            sync_bytes_max,
+            verify_slots: Arc::new(Semaphore::new(VERIFY_IN_FLIGHT_MAX)),
+        };
+        tokio::spawn(network.run());
+
+        let backend = Arc::new(NodeBackend {
+            hub,
+            control: control_tx.clone(),
+            submissions: submit_tx,
+            shared: shared.clone(),
+        });
+        let server = dex_api::spawn_server(backend, ApiConfig::default(), config.api_listen)
+            .await
+            .map_err(|source| NodeError::ApiBind {
+                addr: config.api_listen,
+                source,
+            })?;
+        tracing::info!(
+            name = %config.name,
+            api = %server.addr,
+            peer = %p2p.local_peer_id(),
+            height = info.height,
+            replayed = info.replayed_blocks,
+            "node started"
+        );
+        Ok((
+            RunningNode {
+                api_addr: server.addr,
+                p2p,
+                server,
+                control: control_tx,
+                driver: Some(driver),
+                driver_done,
+                shared,
+            },
+            info,
+        ))
+    }
+
+    /// The base URL of the API.
+    pub fn api_url(&self) -> String {
+        self.server.url()
+    }
+
+    /// Committed height.
+    pub fn height(&self) -> u64 {
+        self.shared
+            .metrics
+            .height
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Wait until the consensus driver stops on its own (an error); returns why.
+    pub async fn stopped(&mut self) -> String {
+        let _ = self.driver_done.wait_for(|done| *done).await;
+        self.shared
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| "the consensus driver stopped".to_owned())
+    }
+
+    /// Stop: the API first (no new transactions), then the network, then the driver,
+    /// which closes the database after the last write.
+    pub async fn shutdown(mut self) -> Result<(), NodeError> {
+        if let Err(error) = self.server.shutdown().await {
+            tracing::warn!(%error, "API shutdown");
+        }
+        let _ = self.p2p.shutdown().await;
+        let _ = self.control.send(Control::Stop);
+        if let Some(driver) = self.driver.take() {
+            let result = tokio::task::spawn_blocking(move || driver.join())
+                .await
+                .map_err(|e| NodeError::Config(format!("driver join: {e}")))?;
+            match result {
+                Ok(result) => result?,
+                Err(_) => return Err(NodeError::Config("the consensus driver panicked".into())),
+            }
+        }
+        Ok(())
+    }
+}
