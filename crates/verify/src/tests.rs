@@ -396,6 +396,26 @@ mod zip215 {
     }
 
     #[test]
+    fn dalek_batch_verification_accepts_a_forgery_verify_strict_refuses() {
+        // ed25519-dalek's `verify_batch` checks the cofactorless batch equation and does not
+        // refuse small-order keys: a batch and single checks of the same input disagree.
+        let key = torsion(0);
+        let message = b"pay";
+        let mut forged = [0u8; 64];
+        forged[..32].copy_from_slice(&EdwardsPoint::default().compress().to_bytes());
+        let verifying_key = AccountId(key).verifying_key().unwrap();
+        assert!(
+            ed25519_dalek::verify_batch(
+                &[&message[..]],
+                &[ed25519_dalek::Signature::from_bytes(&forged)],
+                &[verifying_key]
+            )
+            .is_ok()
+        );
+        assert!(!strict_accepts(&key, message, &forged));
+    }
+
+    #[test]
     fn small_order_keys_forge_under_zip215_only() {
         let mut identity_r = [0u8; 64];
         identity_r[..32].copy_from_slice(&EdwardsPoint::default().compress().to_bytes());
