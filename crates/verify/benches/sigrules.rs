@@ -12,7 +12,9 @@
 //!   `B` on `T` threads, hashing included (what a node would run on all-valid blocks).
 //!
 //! Every routine's accepted count is checked against the number of transactions, so a
-//! faster but wrong verification cannot pass.
+//! faster but wrong verification cannot pass. After the group, the ratios between the
+//! rules are measured again in interleaved rounds and their medians printed, so that load
+//! from other work on a shared machine hits both sides of each ratio alike.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dex_types::{
@@ -26,6 +28,7 @@ use ed25519_zebra::{Signature as ZebraSignature, VerificationKey, VerificationKe
 use rand_core::OsRng;
 use rayon::prelude::*;
 use std::hint::black_box;
+use std::time::Instant;
 
 const TXS: usize = 4_096;
 const ACCOUNTS: u64 = 1_024;
@@ -133,6 +136,15 @@ fn zip215_batch(items: &[Prepared]) -> usize {
     }
 }
 
+/// Rounds of the interleaved ratio measurement.
+const RATIO_ROUNDS: usize = 7;
+
+fn seconds(run: impl FnOnce()) -> f64 {
+    let start = Instant::now();
+    run();
+    start.elapsed().as_secs_f64()
+}
+
 fn bench_sigrules(c: &mut Criterion) {
     let txs = transactions();
     let prepared = prepare(&txs);
@@ -213,6 +225,35 @@ fn bench_sigrules(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // Other work on a shared machine comes and goes between criterion's groups; the
+    // ratios that decide the rule are also measured round by round, back to back.
+    let mut rounds: Vec<[f64; 4]> = (0..RATIO_ROUNDS)
+        .map(|_| {
+            let strict = seconds(|| assert_eq!(strict_count(), TXS));
+            let zip215 =
+                seconds(|| assert_eq!(prepared.chunks(512).map(zip215_batch).sum::<usize>(), TXS));
+            let strict_two = seconds(|| assert_eq!(batch_count(), TXS));
+            let zip215_two = seconds(|| {
+                let count = two_threads
+                    .install(|| prepared.par_chunks(512).map(zip215_batch).sum::<usize>());
+                assert_eq!(count, TXS);
+            });
+            [strict, zip215, strict_two, zip215_two]
+        })
+        .collect();
+    let median = |rounds: &mut Vec<[f64; 4]>, ratio: fn(&[f64; 4]) -> f64| {
+        rounds.sort_by(|a, b| ratio(a).total_cmp(&ratio(b)));
+        ratio(&rounds[rounds.len() / 2])
+    };
+    println!(
+        "median of {RATIO_ROUNDS} interleaved rounds: zip215_batch(512)/verify_strict on one \
+         thread {:.2}x; on two threads (zip215_batch(512) vs verify_batch) {:.2}x; \
+         verify_batch on two threads / verify_strict on one {:.2}x",
+        median(&mut rounds, |r| r[0] / r[1]),
+        median(&mut rounds, |r| r[2] / r[3]),
+        median(&mut rounds, |r| r[0] / r[2]),
+    );
     println!(
         "digest: {TXS} transactions from {ACCOUNTS} accounts, all accepted by every routine; \
          first id {}",
