@@ -5,6 +5,7 @@
 
 use crate::driver::{Control, ReadFn, Shared, Submission};
 use crate::metrics::RejectReason;
+use crate::verify::{VerifyQueue, VerifyRefusal};
 use async_trait::async_trait;
 use dex_api::{AccountAt, ApiBackend, BackendError, BalanceProofAt, FeedHub, SubmitError};
 use dex_chain::{MempoolError, Replica};
@@ -20,6 +21,7 @@ pub struct NodeBackend {
     pub(crate) control: crossbeam_channel::Sender<Control>,
     pub(crate) submissions: crossbeam_channel::Sender<Submission>,
     pub(crate) shared: Arc<Shared>,
+    pub(crate) verify: VerifyQueue,
 }
 
 fn unavailable() -> BackendError {
@@ -70,10 +72,23 @@ impl ApiBackend for NodeBackend {
     }
 
     async fn submit(&self, tx: SignedTransaction) -> Result<(), SubmitError> {
-        // Verify off the driver thread; the driver records it as verified.
-        let tx = tokio::task::spawn_blocking(move || tx.verify().map(|()| tx))
+        // Verify off the driver thread, batched with other submissions and gossip; the
+        // driver records it as verified.
+        let tx = self
+            .verify
+            .verify(tx)
             .await
-            .map_err(|_| SubmitError::Unavailable("the node is stopping".to_owned()))??;
+            .map_err(|refusal| match refusal {
+                VerifyRefusal::Overloaded => {
+                    self.shared.metrics.reject(RejectReason::Overloaded);
+                    SubmitError::Unavailable(
+                        "the node is saturated with signature checks; try again shortly".to_owned(),
+                    )
+                }
+                VerifyRefusal::Stopped => {
+                    SubmitError::Unavailable("the node is stopping".to_owned())
+                }
+            })??;
         let (reply, answer) = oneshot::channel();
         let submission = Submission {
             tx,

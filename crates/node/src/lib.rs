@@ -23,6 +23,7 @@ pub mod metrics;
 pub(crate) mod network;
 pub mod node;
 pub mod spec;
+pub(crate) mod verify;
 
 pub use backend::NodeBackend;
 pub use config::NodeConfig;

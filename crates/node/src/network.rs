@@ -1,8 +1,8 @@
 //! The network task: between libp2p ([`dex_p2p`]) and the consensus driver.
 //!
 //! Inbound gossip is checked before it is forwarded or reaches consensus: decoded within
-//! the topic's size limit, signatures verified on the blocking pool (in parallel, never on
-//! the driver thread), stale or unknown-signer messages refused. The verdict goes back to
+//! the topic's size limit, signatures verified on all cores (batched, never on the driver
+//! thread), stale or unknown-signer messages refused. The verdict goes back to
 //! gossipsub, so an invalid message is not relayed and its sender's score drops. Only then
 //! does the message go to the driver, on bounded channels: when the node is saturated a
 //! message is dropped and counted, never queued without limit.
@@ -13,9 +13,11 @@
 
 use crate::driver::{Control, Outgoing, Shared, Submission};
 use crate::metrics::RejectReason;
+use crate::verify::{VerifyQueue, VerifyRefusal};
 use dex_consensus::{CommitCertificate, Message, ValidatorIndex, ValidatorSet};
 use dex_p2p::{GossipMessage, P2pEvent, P2pHandle, PeerId, SyncRequest, Topic, Verdict};
 use dex_types::{Block, SignedTransaction};
+use dex_verify::TxVerifier;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -26,8 +28,8 @@ use tokio::sync::{Semaphore, mpsc};
 pub(crate) const SYNC_BATCH: u32 = 32;
 /// How long without a new commit before the node asks a peer whether it missed blocks.
 const STALL_BEFORE_SYNC: Duration = Duration::from_millis(1_500);
-/// Signature checks of gossip in flight at once; more are dropped (and counted).
-pub(crate) const VERIFY_IN_FLIGHT_MAX: usize = 8_192;
+/// Consensus messages verified at once; more are dropped (and counted).
+pub(crate) const CONSENSUS_VERIFY_IN_FLIGHT_MAX: usize = 1_024;
 
 /// A decided block with its certificate, as a sync response carries it.
 pub(crate) type SyncEntry = (Vec<u8>, Vec<u8>);
@@ -47,7 +49,12 @@ pub(crate) struct Network {
     pub consensus_bytes_max: usize,
     /// Largest sync response accepted.
     pub sync_bytes_max: usize,
+    /// Consensus messages being verified at once; more are dropped (and counted).
     pub verify_slots: Arc<Semaphore>,
+    /// Signature checks of a proposal's transactions, on all cores.
+    pub verifier: TxVerifier,
+    /// The batching stage that verifies gossiped transactions.
+    pub verify_queue: VerifyQueue,
 }
 
 struct SyncState {
@@ -196,19 +203,13 @@ impl Network {
                     .await;
             }
         };
-        let Ok(permit) = self.verify_slots.clone().try_acquire_owned() else {
-            return self
-                .verdict(&message, Verdict::Ignore, Some(RejectReason::Overloaded))
-                .await;
-        };
         let p2p = self.p2p.clone();
         let shared = self.shared.clone();
         let submissions = self.submissions.clone();
+        let verify = self.verify_queue.clone();
         let ticket = message.ticket();
         tokio::spawn(async move {
-            let checked = tokio::task::spawn_blocking(move || tx.verify().map(|()| tx)).await;
-            drop(permit);
-            let verdict = match checked {
+            let verdict = match verify.verify(tx).await {
                 Ok(Ok(tx)) => {
                     let submission = Submission {
                         tx,
@@ -224,8 +225,11 @@ impl Network {
                     shared.metrics.reject(RejectReason::BadSignature);
                     Verdict::Reject
                 }
-                // The verification task panicked or the runtime is stopping.
-                Err(_) => Verdict::Ignore,
+                Err(VerifyRefusal::Overloaded) => {
+                    shared.metrics.reject(RejectReason::Overloaded);
+                    Verdict::Ignore
+                }
+                Err(VerifyRefusal::Stopped) => Verdict::Ignore,
             };
             let _ = p2p.report_validation(ticket, verdict).await;
         });
@@ -254,19 +258,23 @@ impl Network {
         };
         let validators = self.validators.clone();
         let chain_id = self.chain_id;
+        let verifier = self.verifier.clone();
         let checked = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             consensus.verify(&validators, chain_id)?;
             // A proposal's transactions are checked here, in parallel with consensus, so
             // that validating the block on the driver thread finds them verified.
             let verified: Vec<SignedTransaction> = match &consensus {
-                Message::Proposal(proposal) => proposal
-                    .value
-                    .txs
-                    .iter()
-                    .filter(|tx| tx.verify().is_ok())
-                    .cloned()
-                    .collect(),
+                Message::Proposal(proposal) => {
+                    let txs = &proposal.value.txs;
+                    verifier
+                        .verify_batch(txs)
+                        .into_iter()
+                        .zip(txs)
+                        .filter(|(result, _)| result.is_ok())
+                        .map(|(_, tx)| tx.clone())
+                        .collect()
+                }
                 Message::Vote(_) => Vec::new(),
             };
             Ok::<_, dex_consensus::MessageError>((consensus, verified))

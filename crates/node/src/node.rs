@@ -6,8 +6,9 @@ use crate::config::NodeConfig;
 use crate::driver::{self, Control, Driver, Shared};
 use crate::error::NodeError;
 use crate::keys::ValidatorKey;
-use crate::network::{Network, VERIFY_IN_FLIGHT_MAX};
+use crate::network::{CONSENSUS_VERIFY_IN_FLIGHT_MAX, Network};
 use crate::spec::ChainSpec;
+use crate::verify::VerifyQueue;
 use dex_api::wire::ValidatorView;
 use dex_api::{ApiConfig, ChainInfo, FeedHub, HubConfig, ServerHandle};
 use dex_chain::{MempoolLimits, Replica, ReplicaConfig};
@@ -25,6 +26,10 @@ const CONTROL_CAPACITY: usize = 16_384;
 const SUBMISSION_CAPACITY: usize = 16_384;
 /// Sends waiting for the network task.
 const OUTGOING_CAPACITY: usize = 16_384;
+/// Transactions waiting for their signature check.
+const VERIFY_QUEUE_CAPACITY: usize = 16_384;
+/// Decompressed trader keys kept by the verifier.
+const VERIFY_KEY_CACHE: usize = 100_000;
 /// Committed blocks waiting for the API's read model.
 const COMMITTED_CAPACITY: usize = 256;
 
@@ -192,6 +197,10 @@ impl RunningNode {
         let sync_bytes_max = p2p_config.sync.max_response_bytes;
         let (p2p, events) = dex_p2p::spawn(p2p_config).await?;
 
+        // One verification pool for the node, a thread per core; the key cache holds the
+        // active traders' decompressed keys.
+        let verifier = dex_verify::TxVerifier::new(0, VERIFY_KEY_CACHE);
+        let verify_queue = VerifyQueue::start(verifier.clone(), VERIFY_QUEUE_CAPACITY);
         let network = Network {
             p2p: p2p.clone(),
             events,
@@ -204,7 +213,9 @@ impl RunningNode {
             validator_peers: spec.validator_peers(),
             consensus_bytes_max,
             sync_bytes_max,
-            verify_slots: Arc::new(Semaphore::new(VERIFY_IN_FLIGHT_MAX)),
+            verify_slots: Arc::new(Semaphore::new(CONSENSUS_VERIFY_IN_FLIGHT_MAX)),
+            verifier: verifier.clone(),
+            verify_queue: verify_queue.clone(),
         };
         tokio::spawn(network.run());
 
@@ -213,6 +224,7 @@ impl RunningNode {
             control: control_tx.clone(),
             submissions: submit_tx,
             shared: shared.clone(),
+            verify: verify_queue,
         });
         let server = dex_api::spawn_server(backend, ApiConfig::default(), config.api_listen)
             .await
