@@ -40,11 +40,12 @@ pub struct RunningNode {
     pub api_addr: SocketAddr,
     /// The p2p handle (peer id, listen addresses, metrics).
     pub p2p: P2pHandle,
-    server: ServerHandle,
+    server: Option<ServerHandle>,
     control: crossbeam_channel::Sender<Control>,
     driver: Option<std::thread::JoinHandle<Result<(), dex_chain::ChainError>>>,
     driver_done: tokio::sync::watch::Receiver<bool>,
     shared: Arc<Shared>,
+    hub: Arc<FeedHub>,
 }
 
 /// What the start-up found, for the operator's log.
@@ -73,6 +74,15 @@ pub fn replica_config(spec: &ChainSpec, config: &NodeConfig) -> ReplicaConfig {
 impl RunningNode {
     /// Start a node from its configuration. Must be called inside a tokio runtime.
     pub async fn start(config: NodeConfig) -> Result<(RunningNode, StartInfo), NodeError> {
+        RunningNode::start_with_api(config, ApiConfig::default()).await
+    }
+
+    /// [`RunningNode::start`] with the API's limits given (tests and benchmarks loosen the
+    /// per-client rate limits).
+    pub async fn start_with_api(
+        config: NodeConfig,
+        api: ApiConfig,
+    ) -> Result<(RunningNode, StartInfo), NodeError> {
         let spec = ChainSpec::load(&config.chain_spec)?;
         let key = config
             .key_file
@@ -220,13 +230,13 @@ impl RunningNode {
         tokio::spawn(network.run());
 
         let backend = Arc::new(NodeBackend {
-            hub,
+            hub: hub.clone(),
             control: control_tx.clone(),
             submissions: submit_tx,
             shared: shared.clone(),
             verify: verify_queue,
         });
-        let server = dex_api::spawn_server(backend, ApiConfig::default(), config.api_listen)
+        let server = dex_api::spawn_server(backend, api, config.api_listen)
             .await
             .map_err(|source| NodeError::ApiBind {
                 addr: config.api_listen,
@@ -244,11 +254,12 @@ impl RunningNode {
             RunningNode {
                 api_addr: server.addr,
                 p2p,
-                server,
+                server: Some(server),
                 control: control_tx,
                 driver: Some(driver),
                 driver_done,
                 shared,
+                hub,
             },
             info,
         ))
@@ -256,7 +267,7 @@ impl RunningNode {
 
     /// The base URL of the API.
     pub fn api_url(&self) -> String {
-        self.server.url()
+        format!("http://{}", self.api_addr)
     }
 
     /// Committed height.
@@ -265,6 +276,28 @@ impl RunningNode {
             .metrics
             .height
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The API's read model (every committed block since the start, as the API serves it).
+    pub fn hub(&self) -> &FeedHub {
+        &self.hub
+    }
+
+    /// Run `read` on the committed ledger (on the consensus thread, between two events).
+    pub async fn with_ledger<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&dex_state::Ledger) -> T + Send + 'static,
+    ) -> Result<T, NodeError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: crate::driver::ReadFn = Box::new(move |replica| {
+            let _ = reply.send(read(replica.ledger()));
+        });
+        self.control
+            .try_send(Control::Read(job))
+            .map_err(|_| NodeError::Config("the node is stopping or saturated".into()))?;
+        answer
+            .await
+            .map_err(|_| NodeError::Config("the node is stopping".into()))
     }
 
     /// Wait until the consensus driver stops on its own (an error); returns why.
@@ -281,7 +314,9 @@ impl RunningNode {
     /// Stop: the API first (no new transactions), then the network, then the driver,
     /// which closes the database after the last write.
     pub async fn shutdown(mut self) -> Result<(), NodeError> {
-        if let Err(error) = self.server.shutdown().await {
+        if let Some(server) = self.server.take()
+            && let Err(error) = server.shutdown().await
+        {
             tracing::warn!(%error, "API shutdown");
         }
         let _ = self.p2p.shutdown().await;
@@ -296,5 +331,28 @@ impl RunningNode {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for RunningNode {
+    /// A node dropped without [`RunningNode::shutdown`] still stops its consensus thread
+    /// and closes its database before the process can exit: RocksDB's background threads
+    /// must not outlive it (the process would abort in RocksDB's destructors).
+    fn drop(&mut self) {
+        let Some(driver) = self.driver.take() else {
+            return;
+        };
+        let _ = self
+            .control
+            .send_timeout(Control::Stop, Duration::from_secs(5));
+        // Bounded: a driver in the middle of a block write finishes within milliseconds.
+        for _ in 0..2_000 {
+            if driver.is_finished() {
+                let _ = driver.join();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        tracing::error!("the consensus thread did not stop within 10 s");
     }
 }

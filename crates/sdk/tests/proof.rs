@@ -185,8 +185,8 @@ async fn balance_proofs_verify_and_a_changed_balance_is_caught() {
     assert!(verified.certified);
     let quote = verified.balances[0].1;
     let ledger_quote = net
-        .chain
-        .with_ledger(|l| l.balance(&account, dex_types::AssetId(0)));
+        .with_ledger(move |l| l.balance(&account, dex_types::AssetId(0)))
+        .await;
     // Nothing traded since, so the proven balance is the ledger's now.
     assert_eq!(quote, ledger_quote);
     assert!(quote.locked == 0 && quote.free > 0);

@@ -6,7 +6,6 @@ mod common;
 
 use common::proxy::{Policy, Proxy, Verdict};
 use common::{Devnet, d, eventually};
-use dex_api::ApiBackend;
 use dex_api::wire::Channel;
 use dex_sdk::{OrderParams, ResyncReason, StreamConfig, StreamEvent, Subscription};
 use dex_types::{MarketId, Side};
@@ -111,7 +110,7 @@ async fn fills_survive_a_killed_connection_exactly_once() {
 
     // Exactly the fills the chain committed for the account: none missing, none twice.
     let committed: Vec<(u64, u32, u64)> = {
-        let index = net.chain.hub().read();
+        let index = net.hub().read();
         index
             .feeds_after(0)
             .unwrap()
@@ -130,7 +129,7 @@ async fn fills_survive_a_killed_connection_exactly_once() {
 async fn book_converges(net: &Devnet, subscription: &Subscription) {
     eventually(WAIT, || async {
         let book = subscription.book(M)?;
-        let index = net.chain.hub().read();
+        let index = net.hub().read();
         let (bids, asks) = index.book_levels(M).unwrap();
         let same = book.seq() == index.book_seq(M).unwrap()
             && book.levels_ticks(Side::Buy) == bids

@@ -1,26 +1,25 @@
-//! An in-process devnet for the SDK tests: a `LocalChain` producing blocks on a short
-//! interval, served by the real API router on 127.0.0.1 (port 0), and funded trader keys.
+//! An in-process devnet for the SDK tests: a real validator node (`dex-node`: consensus,
+//! ledger, RocksDB in a temporary directory, libp2p on 127.0.0.1) with the demo market,
+//! serving the real API on 127.0.0.1 (port 0), and funded trader keys. It is a
+//! single-validator chain, so every block still goes through a consensus round, a synced
+//! commit and the API's read model, exactly as on a multi-validator network.
 #![allow(dead_code)]
 
 pub mod proxy;
 
-use dex_api::{
-    ApiConfig, BlockProducer, LocalChain, LocalChainConfig, Quota, ServerHandle, demo_genesis,
-    spawn_server,
-};
+use dex_api::{ApiConfig, FeedHub, Quota, demo_genesis};
+use dex_node::{ChainSpec, ConsensusParams, NodeConfig, RunningNode, ValidatorKey, ValidatorSpec};
 use dex_sdk::{Client, ClientConfig, TraderKey};
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Chain id of the test devnet.
 pub const CHAIN_ID: u64 = 77;
 
 pub struct Devnet {
-    pub chain: Arc<LocalChain>,
-    pub server: ServerHandle,
+    pub node: RunningNode,
     pub keys: Vec<TraderKey>,
-    _producer: BlockProducer,
+    _dir: tempfile::TempDir,
 }
 
 /// Limits loose enough for tests that send bursts.
@@ -52,22 +51,60 @@ impl Devnet {
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_millis() as u64;
-        let genesis = demo_genesis(CHAIN_ID, now - 1_000, &accounts);
-        let chain = Arc::new(LocalChain::new(&genesis, LocalChainConfig::default()).unwrap());
-        let producer = chain.spawn_producer(Duration::from_millis(15), Duration::from_millis(100));
-        let server = spawn_server(chain.clone(), config, "127.0.0.1:0".parse().unwrap())
+        let dir = tempfile::tempdir().unwrap();
+        let validator = ValidatorKey::from_seed([0x11; 32]);
+        validator.save(&dir.path().join("validator.key")).unwrap();
+        let spec = ChainSpec {
+            genesis: demo_genesis(CHAIN_ID, now - 1_000, &accounts),
+            validators: vec![ValidatorSpec {
+                name: "v0".into(),
+                public_key: validator.public_key(),
+                voting_power: 1,
+                // A lone validator dials no one; the address only has to be valid.
+                p2p_address: "127.0.0.1:1".into(),
+            }],
+            consensus: ConsensusParams {
+                propose_batch_ms: 5,
+                ..ConsensusParams::default()
+            },
+        };
+        spec.save(&dir.path().join("genesis.json")).unwrap();
+        let node_config = NodeConfig {
+            name: "sdk-test".into(),
+            chain_spec: dir.path().join("genesis.json"),
+            key_file: Some(dir.path().join("validator.key")),
+            data_dir: dir.path().join("data"),
+            p2p_listen: "127.0.0.1:0".into(),
+            bootstrap_peers: Vec::new(),
+            api_listen: "127.0.0.1:0".parse().unwrap(),
+            mempool_capacity: 10_000,
+            snapshot_interval_blocks: 100,
+        };
+        let (node, _) = RunningNode::start_with_api(node_config, config)
             .await
             .unwrap();
         Devnet {
-            chain,
-            server,
+            node,
             keys,
-            _producer: producer,
+            _dir: dir,
         }
     }
 
     pub fn url(&self) -> String {
-        self.server.url()
+        self.node.api_url()
+    }
+
+    /// The node's read model (what the API serves).
+    pub fn hub(&self) -> &FeedHub {
+        self.node.hub()
+    }
+
+    /// Read the node's committed ledger.
+    pub async fn with_ledger<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&dex_state::Ledger) -> T + Send + 'static,
+    ) -> T {
+        self.node.with_ledger(read).await.unwrap()
     }
 
     pub async fn client(&self, trader: usize) -> Client {
