@@ -4,16 +4,18 @@
 //! - `pipeline::verify_strict_all_cores/txs=16384`: the reference. `verify_strict` alone
 //!   on every core (one rayon thread per core), keys decompressed and signing messages
 //!   hashed beforehand.
-//! - `pipeline::sequential/txs=16384`: the transactions arrive as bytes in four chunks of
-//!   4,096 (one block each). Per chunk: decode (`SignedTransaction::decode`), verify
-//!   (`TxVerifier::verify_batch` on every core), record the verified signatures and admit
-//!   to the mempool (`Mempool::insert`, which then finds each signature already verified),
-//!   select and execute the block (`dex_chain::build_block`), sign a commit certificate
-//!   (3 of 4 validators), and commit it with `dex_chain::commit::commit_block` to a
-//!   `ChainStore<RocksStore>` with synced durability. One stage after the other.
-//! - `pipeline::overlapped/txs=16384`: the same stages, but the next chunk is decoded and
-//!   verified while a second thread admits, executes and commits the previous one (the
-//!   node's shape: verification off the serial path).
+//! - `pipeline::sequential/txs=16384`: the transactions arrive as bytes in chunks of 1,024.
+//!   Per chunk: decode (`SignedTransaction::decode`), verify (`TxVerifier::verify_batch` on
+//!   every core), record the verified signatures and admit to the mempool
+//!   (`Mempool::insert`, which then finds each signature already verified); whenever the
+//!   mempool holds a full block (4,096): select and execute it (`dex_chain::build_block`),
+//!   sign a commit certificate (3 of 4 validators), and commit it with
+//!   `dex_chain::commit::commit_block` to a `ChainStore<RocksStore>` with synced
+//!   durability. One stage after the other, on the calling thread (verification on the
+//!   pool).
+//! - `pipeline::overlapped/txs=16384`: the same stages and blocks, but chunks are decoded
+//!   and verified while a second thread admits, executes and commits (the node's shape:
+//!   verification off the serial path, at most about a block ahead of it).
 //! - `pipeline::stage_decode_verify/txs=16384`, `pipeline::stage_admit_execute_commit/txs=16384`:
 //!   the two halves alone (the second on transactions verified beforehand), to show where
 //!   the time goes.
@@ -26,7 +28,8 @@
 //!
 //! After the groups, the pipeline's rate as a fraction of the reference rate is measured
 //! in interleaved rounds (reference, sequential, overlapped, back to back) and the median
-//! printed, so that load from other work on a shared machine hits both sides alike.
+//! printed, so that load from other work on a shared machine hits both sides alike; with
+//! it the ratio of CPU time used (from `/proc/self/stat`), which such load hardly moves.
 //!
 //! `cargo bench -p dex --bench pipeline` (about two minutes).
 
@@ -57,6 +60,8 @@ const CHAIN: ChainId = ChainId(8);
 const ACCOUNTS: u64 = 2_000;
 const TXS: usize = 16_384;
 const BLOCK_TXS: usize = 4_096;
+/// Transactions decoded and verified together, as they arrive from clients and peers.
+const ARRIVAL_TXS: usize = 1_024;
 const VALIDATORS: usize = 4;
 const GENESIS_TIME: TimestampMs = TimestampMs(1_000_000);
 const MID_TICKS: u64 = 1_000_000;
@@ -328,17 +333,37 @@ struct Validator {
 }
 
 impl Validator {
-    /// Admit verified transactions, then build, execute and commit one block.
-    fn admit_and_commit(&mut self, fixture: &Fixture, verified: Vec<SignedTransaction>) {
-        let now = TimestampMs(self.parent.time.0 + 500);
+    /// Admit verified transactions to the mempool (each signature recorded as verified
+    /// first, so admission does not check it again), then commit every full block.
+    fn admit(&mut self, fixture: &Fixture, verified: Vec<SignedTransaction>) {
+        let now = self.now();
         for signed in verified {
             self.signatures.record_verified(signed.hash(), &signed);
             self.mempool
                 .insert(signed, &self.ledger, now, &mut self.signatures)
                 .expect("admitted");
         }
+        while self.mempool.len() >= BLOCK_TXS {
+            self.commit_next_block(fixture);
+        }
+    }
+
+    /// Commit what is left in the mempool (the end of the stream).
+    fn drain(&mut self, fixture: &Fixture) {
+        while !self.mempool.is_empty() {
+            self.commit_next_block(fixture);
+        }
+    }
+
+    /// The validator's clock: half a second after the parent block.
+    fn now(&self) -> TimestampMs {
+        TimestampMs(self.parent.time.0 + 500)
+    }
+
+    /// Select, build, execute, certify and commit one block.
+    fn commit_next_block(&mut self, fixture: &Fixture) {
         let txs = self.mempool.select(BLOCK_TXS);
-        let time = dex_chain::proposal_time(&self.parent, now);
+        let time = dex_chain::proposal_time(&self.parent, self.now());
         let proposer = AccountId(fixture.validator_keys[0].verifying_key().to_bytes());
         let executed = build_block(
             &self.ledger,
@@ -367,24 +392,27 @@ impl Validator {
 }
 
 fn sequential(fixture: &Fixture, mut validator: Validator) -> Validator {
-    for chunk in fixture.encoded.chunks(BLOCK_TXS) {
+    for chunk in fixture.encoded.chunks(ARRIVAL_TXS) {
         let verified = fixture.decode_and_verify(chunk);
-        validator.admit_and_commit(fixture, verified);
+        validator.admit(fixture, verified);
     }
+    validator.drain(fixture);
     validator
 }
 
 fn overlapped(fixture: &Fixture, mut validator: Validator) -> Validator {
     std::thread::scope(|scope| {
-        // One verified chunk in flight: verification runs at most one block ahead.
-        let (sender, receiver) = mpsc::sync_channel::<Vec<SignedTransaction>>(1);
+        // Verification runs at most about one block ahead of the serial stage.
+        let (sender, receiver) =
+            mpsc::sync_channel::<Vec<SignedTransaction>>(BLOCK_TXS / ARRIVAL_TXS);
         let serial = scope.spawn(move || {
             for verified in receiver {
-                validator.admit_and_commit(fixture, verified);
+                validator.admit(fixture, verified);
             }
+            validator.drain(fixture);
             validator
         });
-        for chunk in fixture.encoded.chunks(BLOCK_TXS) {
+        for chunk in fixture.encoded.chunks(ARRIVAL_TXS) {
             sender
                 .send(fixture.decode_and_verify(chunk))
                 .expect("the serial stage runs");
@@ -405,29 +433,52 @@ fn reference(fixture: &Fixture, pool: &rayon::ThreadPool) -> usize {
 }
 
 /// Rounds of [`interleaved_ratios`].
-const RATIO_ROUNDS: usize = 5;
+const RATIO_ROUNDS: usize = 7;
+
+/// CPU time of this process so far (all threads, user + system), in clock ticks, read
+/// from `/proc/self/stat`; `None` where there is no such file.
+fn process_cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces, so split after its ')'):
+    // state is field 3; utime and stime are fields 14 and 15.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
+}
+
+/// Wall seconds and CPU ticks of `run`.
+fn measure<T>(run: impl FnOnce() -> T) -> (f64, Option<u64>, T) {
+    let ticks = process_cpu_ticks();
+    let start = Instant::now();
+    let output = run();
+    let wall = start.elapsed().as_secs_f64();
+    let cpu = ticks.zip(process_cpu_ticks()).map(|(a, b)| b - a);
+    (wall, cpu, output)
+}
 
 /// The machine is shared, and other work comes and goes between criterion's groups of
 /// samples. So the ratio the target is stated in is also measured round by round: the
-/// reference, then each pipeline shape, back to back, and the median of the per-round
-/// ratios is printed.
+/// reference, then each pipeline shape, back to back; the median of the per-round wall
+/// ratios is printed, and the ratio of CPU time used, which other work hardly changes:
+/// on an idle machine whose cores the pipeline keeps busy, the rate ratio approaches it.
 fn interleaved_ratios(fixture: &Fixture, pool: &rayon::ThreadPool) {
     let mut sequential_ratios = Vec::with_capacity(RATIO_ROUNDS);
     let mut overlapped_ratios = Vec::with_capacity(RATIO_ROUNDS);
+    let mut cpu_ticks = Some([0u64; 3]);
     for _ in 0..RATIO_ROUNDS {
         let (first, second) = (fixture.fresh_store(), fixture.fresh_store());
-        let start = Instant::now();
-        black_box(reference(fixture, pool));
-        let reference_secs = start.elapsed().as_secs_f64();
-        let start = Instant::now();
-        let first = sequential(fixture, first);
-        let sequential_secs = start.elapsed().as_secs_f64();
-        let start = Instant::now();
-        let second = overlapped(fixture, second);
-        let overlapped_secs = start.elapsed().as_secs_f64();
+        let (reference_secs, reference_cpu, count) = measure(|| reference(fixture, pool));
+        assert_eq!(count, TXS);
+        let (sequential_secs, sequential_cpu, first) = measure(|| sequential(fixture, first));
+        let (overlapped_secs, overlapped_cpu, second) = measure(|| overlapped(fixture, second));
         drop((first, second));
         sequential_ratios.push(reference_secs / sequential_secs);
         overlapped_ratios.push(reference_secs / overlapped_secs);
+        cpu_ticks = match (cpu_ticks, reference_cpu, sequential_cpu, overlapped_cpu) {
+            (Some([r, s, o]), Some(dr), Some(ds), Some(d_o)) => Some([r + dr, s + ds, o + d_o]),
+            _ => None,
+        };
     }
     let median = |ratios: &mut Vec<f64>| {
         ratios.sort_by(f64::total_cmp);
@@ -443,6 +494,14 @@ fn interleaved_ratios(fixture: &Fixture, pool: &rayon::ThreadPool) {
         overlapped_ratios[0],
         overlapped_ratios[RATIO_ROUNDS - 1],
     );
+    if let Some([reference_cpu, sequential_cpu, overlapped_cpu]) = cpu_ticks {
+        println!(
+            "CPU time of the reference / CPU time of the pipeline, all rounds: sequential \
+             {:.2}, overlapped {:.2}",
+            reference_cpu as f64 / sequential_cpu.max(1) as f64,
+            reference_cpu as f64 / overlapped_cpu.max(1) as f64,
+        );
+    }
 }
 
 fn bench_pipeline(c: &mut Criterion) {
@@ -469,14 +528,14 @@ fn bench_pipeline(c: &mut Criterion) {
     // The two halves alone, to show where the time goes.
     group.bench_function(format!("stage_decode_verify/txs={TXS}"), |b| {
         b.iter(|| {
-            for chunk in fixture.encoded.chunks(BLOCK_TXS) {
+            for chunk in fixture.encoded.chunks(ARRIVAL_TXS) {
                 black_box(fixture.decode_and_verify(chunk));
             }
         })
     });
     let verified: Vec<Vec<SignedTransaction>> = fixture
         .encoded
-        .chunks(BLOCK_TXS)
+        .chunks(ARRIVAL_TXS)
         .map(|chunk| fixture.decode_and_verify(chunk))
         .collect();
     group.bench_function(format!("stage_admit_execute_commit/txs={TXS}"), |b| {
@@ -484,8 +543,9 @@ fn bench_pipeline(c: &mut Criterion) {
             || (fixture.fresh_store(), verified.clone()),
             |(mut validator, chunks)| {
                 for chunk in chunks {
-                    validator.admit_and_commit(&fixture, chunk);
+                    validator.admit(&fixture, chunk);
                 }
+                validator.drain(&fixture);
                 validator
             },
             BatchSize::PerIteration,
