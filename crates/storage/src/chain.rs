@@ -39,7 +39,7 @@ pub struct ChainStoreConfig {
     ///
     /// Cost: one memtable insert of a framed key-value per changed key in the synced commit
     /// (about two per transfer or fill). On the 2-core reference machine a synced commit
-    /// of a 10,000-transaction block takes ~45-57 ms with the column against ~5-7 ms
+    /// of a 10,000-transaction block takes ~34-42 ms with the column against ~5.5-9 ms
     /// without it, and writes ~2.3x the bytes per transaction (see the crate README).
     /// What it buys: [`ChainStore::load_state_verified`], [`ChainStore::state_value`] and
     /// [`ChainStore::snapshot_current_state`] read the state at the head directly, and

@@ -583,6 +583,34 @@ pub(crate) fn chain_wal_appends_reads_and_prunes<H: Harness>() {
     assert_eq!(chain.wal_entries(u64::MAX).unwrap().len(), 1);
 }
 
+/// Commits prune the log from where the last pruning stopped; an entry appended below that
+/// point (a late vote for a committed height) is still pruned by the next commit.
+pub(crate) fn chain_wal_pruning_reaches_late_entries<H: Harness>() {
+    let harness = H::new();
+    let store_config = ChainStoreConfig {
+        wal_heights_retained: 1,
+        ..small_config()
+    };
+    let chain = ChainStore::open(harness.open(), store_config).unwrap();
+    let mut generator = genesis(&chain, SyntheticConfig::default());
+    for height in 1..=4u64 {
+        chain.append_wal(height, b"vote").unwrap();
+        chain
+            .commit_block(&generator.next_block().commit())
+            .unwrap();
+    }
+    // After committing 4 with one height retained, only height 4's entry is left.
+    assert_eq!(
+        chain.wal_entries_from(0, 10).unwrap(),
+        vec![(4, b"vote".to_vec())]
+    );
+    chain.append_wal(2, b"late vote").unwrap();
+    chain
+        .commit_block(&generator.next_block().commit())
+        .unwrap();
+    assert!(chain.wal_entries_from(0, 10).unwrap().is_empty());
+}
+
 pub(crate) fn chain_snapshots_export_and_import<H: Harness>() {
     let harness = H::new();
     let config = SyntheticConfig::default();
@@ -995,6 +1023,10 @@ macro_rules! suite {
             #[test]
             fn chain_wal_appends_reads_and_prunes() {
                 super::chain_wal_appends_reads_and_prunes::<$harness>();
+            }
+            #[test]
+            fn chain_wal_pruning_reaches_late_entries() {
+                super::chain_wal_pruning_reaches_late_entries::<$harness>();
             }
             #[test]
             fn chain_snapshots_export_and_import() {
