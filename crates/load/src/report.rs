@@ -103,6 +103,9 @@ pub struct PhaseReport {
     pub backlog: Backlog,
     /// Blocks that arrived during the window.
     pub blocks: BlockStats,
+    /// Fewest peers each validator reported during the window (`dex_peers`; a drop means
+    /// connections were lost or peers banned).
+    pub peers_min: Vec<u64>,
     /// CPU during the window.
     pub cpu: CpuReport,
     /// What the nodes counted during the window.
@@ -311,7 +314,8 @@ impl Report {
             }
             let _ = writeln!(
                 out,
-                "  nodes      rejected messages: {}; API rate-limited: {}",
+                "  nodes      fewest peers {:?}; rejected messages: {}; API rate-limited: {}",
+                p.peers_min,
                 codes(&p.nodes.rejected_messages),
                 p.nodes.rate_limited
             );

@@ -139,6 +139,7 @@ struct Sample {
     node: usize,
     mempool_txs: u64,
     round: u64,
+    peers: u64,
 }
 
 struct Shared {
@@ -317,6 +318,7 @@ async fn sample_nodes(
                     node,
                     mempool_txs: get("dex_mempool_txs"),
                     round: get("dex_round"),
+                    peers: get("dex_peers"),
                 };
                 shared
                     .samples
@@ -909,7 +911,10 @@ pub async fn run(
         let mut per_node_max = vec![0u64; urls.len()];
         let mut per_tick: BTreeMap<u64, u64> = BTreeMap::new();
         let mut round_max = 0;
+        let mut peers_min: Vec<Option<u64>> = vec![None; urls.len()];
         for s in &samples {
+            let low = peers_min[s.node].get_or_insert(s.peers);
+            *low = (*low).min(s.peers);
             per_node_max[s.node] = per_node_max[s.node].max(s.mempool_txs);
             round_max = round_max.max(s.round);
             let tick =
@@ -963,6 +968,7 @@ pub async fn run(
                 chain.block_txs_max,
                 round_max,
             ),
+            peers_min: peers_min.into_iter().map(|p| p.unwrap_or(0)).collect(),
             cpu: cpu_report(&cpu_before, &cpu_after, &target.pids, committed_in_window),
             nodes: counter_diff(&counters_before, &counters_after),
             timeline,
