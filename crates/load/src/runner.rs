@@ -476,7 +476,9 @@ async fn fill_gaps(shared: &Shared, http: &reqwest::Client, url: &str) -> Result
     };
     let mut fetched = 0;
     for height in missing {
-        let view: BlockView = get_json(http, &format!("{url}/v1/blocks/{height}")).await?;
+        let view: BlockView = get_retried(http, &format!("{url}/v1/blocks/{height}"))
+            .await
+            .ok_or_else(|| LoadError::Cluster(format!("block {height} could not be read")))?;
         let txs = block_txs(&view);
         let at = shared.now_us();
         if shared.tracker().on_block(height, &txs, at) {
@@ -488,25 +490,47 @@ async fn fill_gaps(shared: &Shared, http: &reqwest::Client, url: &str) -> Result
 
 /// Ask the validators about every unsettled transaction: committed (then its block was
 /// missed: fetch it), pending somewhere, or gone.
+/// One read, retried a few times: the API limits reads per client address, and a refusal
+/// must not pass for an answer.
+async fn get_retried<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+) -> Option<T> {
+    for attempt in 0..5u32 {
+        if let Ok(value) = get_json(http, url).await {
+            return Some(value);
+        }
+        tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+    }
+    None
+}
+
+/// Ask the validators about every unsettled transaction: committed (then its block was
+/// missed: fetch it), pending somewhere, or gone. A transaction counts as gone only when
+/// every validator answered that it does not know it; without all answers it stays
+/// unsettled, which fails the check rather than guessing.
 async fn resolve_unsettled(
     shared: &Shared,
-    http: &reqwest::Client,
+    clients: &[reqwest::Client],
     urls: &[String],
 ) -> Result<u64, LoadError> {
-    let unsettled: Vec<(TxId, Hash)> = {
+    let unsettled: Vec<(usize, TxId, Hash)> = {
         let tracker = shared.tracker();
         tracker
             .unsettled()
             .into_iter()
-            .map(|id| (id, tracker.hash(id)))
+            .enumerate()
+            .map(|(k, id)| (k, id, tracker.hash(id)))
             .collect()
     };
     let answers: Vec<(TxId, Vec<TxStatusView>)> = futures::stream::iter(unsettled)
-        .map(|(id, hash)| async move {
+        .map(|(k, id, hash)| async move {
+            // Spread the reads over the source addresses like the submissions.
+            let http = &clients[k % clients.len()];
             let mut views = Vec::new();
             for url in urls {
-                if let Ok(view) =
-                    get_json::<TxStatusView>(http, &format!("{url}/v1/txs/{hash}")).await
+                if let Some(view) =
+                    get_retried::<TxStatusView>(http, &format!("{url}/v1/txs/{hash}")).await
                 {
                     views.push(view);
                 }
@@ -524,7 +548,11 @@ async fn resolve_unsettled(
             .find_map(|v| v.outcome.as_ref().map(|o| o.height))
         {
             let view: BlockView =
-                get_json(http, &format!("{}/v1/blocks/{height}", urls[0])).await?;
+                get_retried(&clients[0], &format!("{}/v1/blocks/{height}", urls[0]))
+                    .await
+                    .ok_or_else(|| {
+                        LoadError::Cluster(format!("block {height} could not be read"))
+                    })?;
             let txs = block_txs(&view);
             let at = shared.now_us();
             if shared.tracker().on_block(height, &txs, at) {
@@ -533,7 +561,9 @@ async fn resolve_unsettled(
             continue;
         }
         let pending = views.iter().any(|v| v.state == TxState::Pending);
-        shared.tracker().resolve(id, pending);
+        if pending || views.len() == urls.len() {
+            shared.tracker().resolve(id, pending);
+        }
     }
     Ok(fetched)
 }
@@ -886,7 +916,7 @@ pub async fn run(
         let drain_s = drain(&shared, options.drain_timeout).await;
         drop(progress_guard);
         gap_blocks += fill_gaps(&shared, &clients.read, &urls[0]).await?;
-        gap_blocks += resolve_unsettled(&shared, &clients.read, &urls).await?;
+        gap_blocks += resolve_unsettled(&shared, &clients.submit, &urls).await?;
 
         let window_s = (sent.end_us - sent.start_us) as f64 / 1e6;
         let window_s_nonzero = window_s.max(1e-3);
