@@ -89,6 +89,8 @@ pub(crate) struct Driver {
     pub timer_sequence: u64,
     /// When the current height's first round began (for the commit latency).
     pub height_started: Option<(u64, Instant)>,
+    /// Counter of consensus sends ([`crate::consensus_payload`]).
+    pub resend_counter: u64,
 }
 
 /// The host's clock in ms since the Unix epoch.
@@ -250,9 +252,10 @@ impl Driver {
                 Action::Broadcast(message) | Action::SendTo { message, .. } => {
                     // Gossip reaches every validator; a message meant for one is harmless
                     // to the others (they ignore what they already have).
+                    self.resend_counter = self.resend_counter.wrapping_add(1);
                     self.send(Outgoing::Publish {
                         topic: Topic::Consensus,
-                        data: message.encode(),
+                        data: crate::consensus_payload(&message.encode(), self.resend_counter),
                     });
                 }
                 Action::GossipTransaction(tx) => {

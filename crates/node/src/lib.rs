@@ -31,3 +31,20 @@ pub use error::NodeError;
 pub use keys::ValidatorKey;
 pub use node::{RunningNode, StartInfo, replica_config};
 pub use spec::{ChainSpec, ConsensusParams, ValidatorSpec};
+
+/// Bytes before a consensus message on the gossip topic: a re-send counter.
+pub const CONSENSUS_RESEND_PREFIX_BYTES: usize = 8;
+
+/// The gossip payload of an encoded consensus message: a counter, then the message.
+///
+/// Gossip message ids are content hashes, so a validator re-sending its own vote (which
+/// Algorithm 1 needs: a peer that missed it, or restarted, must eventually get it) would
+/// be refused by gossipsub as a duplicate forever. Each send carries a new counter, so a
+/// re-send is a new gossip message, while copies of one send relayed by many peers stay
+/// one. The counter is not signed and means nothing to consensus.
+pub fn consensus_payload(message: &[u8], resend: u64) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(CONSENSUS_RESEND_PREFIX_BYTES + message.len());
+    payload.extend_from_slice(&resend.to_le_bytes());
+    payload.extend_from_slice(message);
+    payload
+}

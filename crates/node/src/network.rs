@@ -236,7 +236,13 @@ impl Network {
     }
 
     async fn on_gossip_consensus(&self, message: GossipMessage) {
-        let decoded = Message::<Block>::decode(&message.data, self.consensus_bytes_max);
+        let decoded = message
+            .data
+            .get(crate::CONSENSUS_RESEND_PREFIX_BYTES..)
+            .ok_or(())
+            .and_then(|bytes| {
+                Message::<Block>::decode(bytes, self.consensus_bytes_max).map_err(|_| ())
+            });
         let Ok(consensus) = decoded else {
             return self
                 .verdict(&message, Verdict::Reject, Some(RejectReason::Undecodable))

@@ -170,6 +170,9 @@ impl RunningNode {
             timers: BTreeMap::new(),
             timer_sequence: 0,
             height_started: None,
+            // Distinct across restarts too, so a re-send after a restart is not a
+            // duplicate of one sent before it.
+            resend_counter: driver::now_ms().0.saturating_mul(1_000),
         };
         let driver = std::thread::Builder::new()
             .name("consensus".into())

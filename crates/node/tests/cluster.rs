@@ -547,7 +547,10 @@ fn n4_bad_gossip_is_refused_and_penalised_while_the_chain_commits() {
         }
         .sign(&outsider);
         forger
-            .publish(Topic::Consensus, Message::<Block>::Vote(vote).encode())
+            .publish(
+                Topic::Consensus,
+                dex_node::consensus_payload(&Message::<Block>::Vote(vote).encode(), 1),
+            )
             .await;
 
         // Oversized: one byte over each topic's limit on the validators.
@@ -587,7 +590,10 @@ fn n4_bad_gossip_is_refused_and_penalised_while_the_chain_commits() {
         }
         .sign(&outsider);
         replayer
-            .publish(Topic::Consensus, Message::<Block>::Vote(old_vote).encode())
+            .publish(
+                Topic::Consensus,
+                dex_node::consensus_payload(&Message::<Block>::Vote(old_vote).encode(), 1),
+            )
             .await;
 
         // Every validator counts every refusal that reaches its host.

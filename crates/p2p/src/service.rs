@@ -198,6 +198,11 @@ fn build_behaviour(
         // transaction produce the same message.
         .validation_mode(ValidationMode::Anonymous)
         .validate_messages()
+        // In anonymous mode every message has the same (empty) source, so gossipsub would
+        // take an honest peer relaying our own message back to us as a forged self-origin
+        // message and penalise it until validators banned each other. The copy is then
+        // dropped as an ordinary duplicate instead.
+        .allow_self_origin(true)
         .message_id_fn(|message| GossipId::of(&message.data).to_message_id())
         .max_transmit_size(largest + FRAME_SLACK_BYTES)
         .heartbeat_interval(g.heartbeat_interval)
