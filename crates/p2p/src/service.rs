@@ -116,7 +116,7 @@ pub async fn spawn(config: P2pConfig) -> Result<(P2pHandle, mpsc::Receiver<P2pEv
     tracing::info!(peer = %local_peer_id, address = %bound, "p2p listening");
 
     for address in &config.bootstrap_peers {
-        if let Err(error) = swarm.dial(address.clone()) {
+        if let Err(error) = swarm.dial(new_port_dial(address.clone())) {
             tracing::warn!(%address, %error, "could not dial bootstrap peer");
         }
     }
@@ -431,7 +431,7 @@ impl Service {
             Command::Dial { address, reply } => {
                 let result = self
                     .swarm
-                    .dial(address)
+                    .dial(new_port_dial(address))
                     .map_err(|e| P2pError::Dial(e.to_string()));
                 let _ = reply.send(result);
             }
@@ -645,6 +645,7 @@ impl Service {
                     DialOpts::peer_id(*peer)
                         .addresses(addresses.clone())
                         .condition(PeerCondition::DisconnectedAndNotDialing)
+                        .allocate_new_port()
                         .build(),
                 );
             }
@@ -923,4 +924,18 @@ fn sync_error(error: OutboundFailure) -> SyncError {
             None => SyncError::Io(error.to_string()),
         },
     }
+}
+
+/// Dial options for `address` from a fresh local port.
+///
+/// libp2p dials from the listening port by default. A connection from a fixed port to a
+/// peer's fixed port has the same address pair every time, so after a restart (of either
+/// side) the new connection collides with the old one still in TIME-WAIT and the dial fails
+/// for about a minute. A fresh port per dial avoids that; peers are identified by their
+/// key, not by the port they dial from.
+fn new_port_dial(address: Multiaddr) -> DialOpts {
+    DialOpts::unknown_peer_id()
+        .address(address)
+        .allocate_new_port()
+        .build()
 }
