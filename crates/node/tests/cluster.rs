@@ -122,15 +122,20 @@ async fn submit_all(
         let url = url.to_owned();
         let requests = requests.clone();
         traders.push(tokio::spawn(async move {
-            let window = Arc::new(Semaphore::new(dex_sdk::MAX_IN_FLIGHT));
+            // Released in nonce order: transaction k is sent only after transaction
+            // k - MAX_IN_FLIGHT ended, so every pending nonce has fewer than a window's
+            // worth of higher nonces that could commit before it.
+            let mut window: std::collections::VecDeque<tokio::sync::oneshot::Receiver<()>> =
+                std::collections::VecDeque::new();
             let mut sent = Vec::with_capacity(txs.len());
             for tx in txs {
-                // Taken in nonce order, released once the transaction is committed.
-                let slot = window
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("open semaphore");
+                if window.len() >= dex_sdk::MAX_IN_FLIGHT
+                    && let Some(oldest) = window.pop_front()
+                {
+                    let _ = oldest.await;
+                }
+                let (done, ended) = tokio::sync::oneshot::channel();
+                window.push_back(ended);
                 let request = requests
                     .clone()
                     .acquire_owned()
@@ -140,7 +145,8 @@ async fn submit_all(
                 let url = url.clone();
                 sent.push(tokio::spawn(async move {
                     let status = support::submit_until_committed(&http, &url, &tx, deadline).await;
-                    drop((request, slot));
+                    drop(request);
+                    let _ = done.send(());
                     status
                 }));
             }
