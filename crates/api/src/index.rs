@@ -485,8 +485,9 @@ impl ChainIndex {
             });
         }
         let result = &block.result;
-        let txs: BTreeMap<Hash, &SignedTransaction> =
-            block.block.txs.iter().map(|t| (t.hash(), t)).collect();
+        // Execution gives one outcome per transaction, in block order: the i-th outcome
+        // is the i-th transaction's (no need to hash every transaction again).
+        let txs: &[SignedTransaction] = &block.block.txs;
         // Which transaction each event belongs to (None: start of block).
         let mut event_tx: Vec<Option<usize>> = vec![None; result.events.len()];
         for (i, outcome) in result.outcomes.iter().enumerate() {
@@ -683,7 +684,7 @@ impl ChainIndex {
 
         // Placements the ledger refused never got an order id: record them by client id.
         for (i, outcome) in result.outcomes.iter().enumerate() {
-            let Some(signed) = txs.get(&outcome.tx) else {
+            let Some(signed) = txs.get(i) else {
                 continue;
             };
             let Action::Batch(batch) = &signed.tx.action else {
@@ -713,6 +714,9 @@ impl ChainIndex {
 
         // Close the block: records that left the book, book diffs.
         let mut orders_out: BTreeMap<AccountId, Vec<OrderStatusView>> = BTreeMap::new();
+        // Each touched order's view, made once: the account feed and the transaction
+        // outcomes both carry it.
+        let mut views: BTreeMap<u64, OrderStatusView> = BTreeMap::new();
         for key in &touched {
             let record = &self.records[key];
             if record.state != OrderState::Open {
@@ -726,10 +730,12 @@ impl ChainIndex {
                 }
                 self.finished.push_back((height, *key));
             }
+            let view = self.record_view(record);
             orders_out
                 .entry(record.account)
                 .or_default()
-                .push(self.record_view(record));
+                .push(view.clone());
+            views.insert(*key, view);
         }
         let keep = self.config.diffs_per_market;
         let books: Vec<Arc<BookView>> = self
@@ -768,16 +774,17 @@ impl ChainIndex {
                         .collect(),
                     orders: tx_touched[i]
                         .iter()
-                        .map(|key| self.record_view(&self.records[key]))
+                        .map(|key| match views.get(key) {
+                            Some(view) => view.clone(),
+                            None => self.record_view(&self.records[key]),
+                        })
                         .collect(),
                 }
             })
             .collect();
-        for outcome in &outcomes {
-            if let Ok(hash) = Hash::from_hex(&outcome.tx_hash) {
-                self.txs.insert(hash, outcome.clone());
-                self.tx_order.push_back((height, hash));
-            }
+        for (outcome, view) in result.outcomes.iter().zip(&outcomes) {
+            self.txs.insert(outcome.tx, view.clone());
+            self.tx_order.push_back((height, outcome.tx));
         }
         for (account, views) in &fills_out {
             self.remember_fills(*account, views, height);
