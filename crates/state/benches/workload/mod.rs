@@ -131,9 +131,17 @@ pub struct Workload {
     pub parent: Hash,
 }
 
+/// The standard workload: 2,000 accounts, 2,000 seeded resting orders, a block of 10,000.
 pub fn workload() -> Workload {
+    workload_sized(ACCOUNTS, 2_000, BLOCK_TXS)
+}
+
+/// The same generator at another size: `accounts` funded accounts, `seeded` resting-order
+/// placements, then a block of `block_txs` mixed transactions. The standard sizes give the
+/// standard workload exactly (the generator draws the same numbers).
+pub fn workload_sized(accounts: u64, seeded: usize, block_txs: usize) -> Workload {
     let mut rng = Seeded(42);
-    let ids: Vec<AccountId> = (0..ACCOUNTS)
+    let ids: Vec<AccountId> = (0..accounts)
         .map(|i| AccountId([(i % 251) as u8; 32]).with_index(i))
         .collect();
     let mut ledger = Ledger::from_genesis(&genesis(&ids)).unwrap();
@@ -143,11 +151,11 @@ pub fn workload() -> Workload {
         v[a] += 1;
         v[a]
     };
-    // Seed both books: 2,000 resting orders within 100 ticks of the mid.
+    // Seed both books: `seeded` resting orders within 100 ticks of the mid.
     let mut seed_txs = Vec::new();
     let mut resting: Vec<(usize, u64)> = Vec::new();
-    for _ in 0..2_000 {
-        let a = rng.below(ACCOUNTS) as usize;
+    for _ in 0..seeded {
+        let a = rng.below(accounts) as usize;
         let side = if rng.below(2) == 0 {
             Side::Buy
         } else {
@@ -186,10 +194,10 @@ pub fn workload() -> Workload {
         .map(|o| (o.owner, o.id))
         .collect();
 
-    let mut block = Vec::with_capacity(BLOCK_TXS);
+    let mut block = Vec::with_capacity(block_txs);
     let mut cancel_cursor = 0;
-    for i in 0..BLOCK_TXS {
-        let a = rng.below(ACCOUNTS) as usize;
+    for i in 0..block_txs {
+        let a = rng.below(accounts) as usize;
         let market = rng.below(2) as u32;
         let side = if rng.below(2) == 0 {
             Side::Buy
@@ -284,7 +292,7 @@ pub fn workload() -> Workload {
             block.push(signed(ids[owner], next(&mut nonces, owner), action));
             continue;
         } else {
-            let to = ids[rng.below(ACCOUNTS) as usize];
+            let to = ids[rng.below(accounts) as usize];
             Action::Transfer(Transfer {
                 to,
                 asset: AssetId(0),
