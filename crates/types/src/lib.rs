@@ -12,8 +12,8 @@
 //! - [`tx`]: every [`Action`], the [`Transaction`] envelope and [`SignedTransaction`].
 //! - [`block`]: [`BlockHeader`], [`Block`] and the canonical in-block order key.
 //! - [`merkle`]: roots and inclusion proofs for transactions and fills.
-//! - [`hash`], [`sign`]: domain-separated BLAKE3; ed25519 with `verify_strict` as the one
-//!   validity rule, keys built from caller-supplied seeds.
+//! - [`hash`], [`sign`]: domain-separated BLAKE3; ed25519 keys built from caller-supplied
+//!   seeds, and the one signature rule: ZIP-215 with small-order keys refused.
 //! - [`codec`], [`error`]: bounded decoding and its typed errors.
 //!
 //! ## Why it is built this way
@@ -54,7 +54,7 @@ pub use market::{
     fee_rebate,
 };
 pub use merkle::{EMPTY_ROOT, MAX_PROOF_DEPTH, MerkleProof};
-pub use sign::{Keypair, SignatureError, signing_message, verify_signature};
+pub use sign::{Keypair, SignatureError, SignerKey, signing_message, verify_signature};
 pub use tx::{
     Action, AgentPolicy, ApproveAgent, BatchLeg, CancelTarget, ExecutionClass, MAX_AGENT_MARKETS,
     MAX_BATCH_LEGS, MAX_TX_BYTES, MAX_WITHDRAW_DESTINATION_BYTES, MarketScope, ModifyOrder,

@@ -1,17 +1,43 @@
-//! Ed25519 keys and signatures.
+//! Ed25519 keys and signatures, and the chain's one signature rule.
 //!
-//! One validity rule: `VerifyingKey::verify_strict`. It rejects non-canonical signature
-//! encodings and small-order keys and `R` points, so a signature that verifies has exactly
-//! one byte form and no validator can disagree with another about it.
+//! ## The rule
+//! A signature over a message is valid for a signer exactly when
+//! 1. the signer's 32 bytes decompress to a curve point (else [`SignatureError::InvalidKey`]);
+//!    non-canonical encodings (`y ≥ p`, or the sign bit set on `x = 0`) decode as
+//!    curve25519-dalek decodes them;
+//! 2. that point is not of small order (else [`SignatureError::WeakKey`]), judged from the
+//!    key alone: nobody holds a secret for such a key, and ZIP-215 accepts signatures for it
+//!    that anyone can make, so funds held by it would be anyone's;
+//! 3. the signature passes ZIP-215 verification as `ed25519-zebra` (one pinned version)
+//!    implements it (else [`SignatureError::BadSignature`]): `s` canonical (`s < L`), `R`
+//!    decompresses (non-canonical encodings accepted), and the cofactored equation
+//!    `[8](R − [s]B + [k]A) = 0` holds with `k = SHA-512(R ‖ A ‖ message)` over the bytes as
+//!    given.
 //!
-//! What a transaction's signer signs is 32 bytes: [`signing_message`], the hash under
-//! [`Domain::TransactionSignature`] of the chain id and the transaction id. The crate holds
-//! no randomness: keys are built from 32 seed bytes the caller brings.
+//! Why this rule (docs/adr/0004): it has a batch form that accepts a batch exactly when
+//! every item passes the single check (up to a 2^-128 chance over the verifier's random
+//! coefficients, and a failed batch is re-checked item by item), so validators that batch
+//! differently still reach the same verdict on every signature, and a batch checks a
+//! signature in about a third of the time of ed25519-dalek's `verify_strict`, the rule
+//! before. Every signature `verify_strict` accepted is accepted. What is accepted in
+//! addition needs the signer's secret: signatures with a small-order or non-canonically
+//! encoded `R`, and signatures by mixed-order keys (a real key plus a torsion point) whose
+//! hash `k` `verify_strict` happened to refuse. A third party still cannot make any valid
+//! signature, nor turn one into another (`s + L` is refused). Golden tests pin the verdicts
+//! of these edge cases, so a library upgrade that changes one fails the build.
+//!
+//! Signing is standard RFC 8032 ed25519 (ed25519-dalek). What a transaction's signer signs
+//! is 32 bytes: [`signing_message`], the hash under [`Domain::TransactionSignature`] of the
+//! chain id and the transaction id. The crate holds no randomness: keys are built from 32
+//! seed bytes the caller brings, and the rule's single check is deterministic.
+//!
+//! A [`SignerKey`] is a signer's key decompressed and checked once (steps 1 and 2), ready
+//! for step 3; callers that verify many signatures keep one per signer.
 
 use crate::hash::{Domain, Hash};
 use crate::ids::{AccountId, ChainId};
 use crate::tx::{SIGNATURE_BYTES, SignedTransaction, Transaction};
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use std::fmt;
 
 /// Why a signature was not accepted.
@@ -23,7 +49,17 @@ pub enum SignatureError {
         /// The signer.
         signer: AccountId,
     },
-    /// The signature does not verify strictly for this message and key.
+    /// The signer's key is one of the few points of small order. No one holds a secret for
+    /// such a key and anyone could forge its signatures, so the chain refuses it as a signer.
+    #[error(
+        "the signer {signer} is a small-order (weak) ed25519 public key, for which anyone \
+         could forge signatures"
+    )]
+    WeakKey {
+        /// The signer.
+        signer: AccountId,
+    },
+    /// The signature does not pass the chain's rule for this message and key.
     #[error("the signature is not valid for signer {signer}")]
     BadSignature {
         /// The signer.
@@ -46,16 +82,77 @@ pub enum SignatureError {
 }
 
 impl AccountId {
-    /// Decompress the account's public key (about as costly as a signature check; the node
-    /// caches the result per account).
+    /// Decompress the account's public key (about a tenth of a signature check). Any curve
+    /// point is returned, including weak keys: [`AccountId::signer_key`] is the key the
+    /// signature rule checks with.
     pub fn verifying_key(&self) -> Result<VerifyingKey, SignatureError> {
         VerifyingKey::from_bytes(&self.0).map_err(|_| SignatureError::InvalidKey { signer: *self })
+    }
+
+    /// The account's key checked for the signature rule: a curve point
+    /// ([`SignatureError::InvalidKey`] otherwise) not of small order
+    /// ([`SignatureError::WeakKey`] otherwise). Costs two key decompressions; keep the result
+    /// for a signer seen often.
+    pub fn signer_key(&self) -> Result<SignerKey, SignatureError> {
+        SignerKey::from_verifying_key(&self.verifying_key()?)
     }
 }
 
 impl From<&VerifyingKey> for AccountId {
     fn from(key: &VerifyingKey) -> AccountId {
         AccountId(key.to_bytes())
+    }
+}
+
+/// A signer's public key, decompressed and checked against the key half of the rule (a
+/// curve point, not of small order), ready to check signatures by the ZIP-215 half. Built
+/// only by [`AccountId::signer_key`] or [`SignerKey::from_verifying_key`], so holding one
+/// means the key passed. Its `Debug` shows the account.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SignerKey {
+    key: ed25519_zebra::VerificationKey,
+}
+
+impl SignerKey {
+    /// Check an already decompressed key: [`SignatureError::WeakKey`] if it is of small
+    /// order. Costs one decompression (the ZIP-215 library keeps its own form of the point).
+    pub fn from_verifying_key(key: &VerifyingKey) -> Result<SignerKey, SignatureError> {
+        let signer = AccountId::from(key);
+        if key.is_weak() {
+            return Err(SignatureError::WeakKey { signer });
+        }
+        // Both libraries decode with the same curve25519-dalek function, so this cannot fail
+        // for bytes that `key` was decoded from. Should a future build ever pair two
+        // decoders that disagree, refusing the key keeps every validator's verdict the same
+        // as its peers' running that build, without a panic on outside input.
+        let key = ed25519_zebra::VerificationKey::try_from(key.to_bytes())
+            .map_err(|_| SignatureError::InvalidKey { signer })?;
+        Ok(SignerKey { key })
+    }
+
+    /// The account this key is.
+    pub fn account_id(&self) -> AccountId {
+        AccountId(<[u8; 32]>::from(self.key))
+    }
+
+    /// Check `signature` over `message` by the ZIP-215 rule (see the module docs). Votes
+    /// and proposals use this too, with their own domain-separated messages.
+    pub fn verify(
+        &self,
+        message: &[u8],
+        signature: &[u8; SIGNATURE_BYTES],
+    ) -> Result<(), SignatureError> {
+        self.key
+            .verify(&ed25519_zebra::Signature::from_bytes(signature), message)
+            .map_err(|_| SignatureError::BadSignature {
+                signer: self.account_id(),
+            })
+    }
+}
+
+impl fmt::Debug for SignerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SignerKey({:?})", self.account_id())
     }
 }
 
@@ -71,17 +168,16 @@ pub fn signing_message(chain_id: ChainId, tx_hash: &Hash) -> Hash {
     )
 }
 
-/// Check `signature` over `message` with `key` by `verify_strict`. Votes and proposals use
-/// this too, with their own domain-separated messages.
+/// Check `signature` over `message` with `key` by the chain's rule (see the module docs):
+/// [`SignatureError::WeakKey`] for a small-order key, else ZIP-215. Costs one key
+/// decompression more than [`SignerKey::verify`]; callers that check a signer often keep
+/// its [`SignerKey`].
 pub fn verify_signature(
     key: &VerifyingKey,
     message: &[u8],
     signature: &[u8; SIGNATURE_BYTES],
 ) -> Result<(), SignatureError> {
-    key.verify_strict(message, &Signature::from_bytes(signature))
-        .map_err(|_| SignatureError::BadSignature {
-            signer: AccountId::from(key),
-        })
+    SignerKey::from_verifying_key(key)?.verify(message, signature)
 }
 
 /// An ed25519 key pair built from 32 seed bytes. Its `Debug` shows only the public key.
@@ -142,7 +238,6 @@ impl fmt::Debug for Keypair {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ed25519_dalek::Verifier;
 
     #[test]
     fn rfc8032_test_vector_1() {
@@ -170,41 +265,119 @@ mod tests {
         assert_eq!(keypair.seed(), seed);
     }
 
-    #[test]
-    fn strict_rules() {
-        let keypair = Keypair::from_seed([7; 32]);
-        let message = b"dex";
-        let signature = keypair.sign_message(message);
-        assert_eq!(
-            verify_signature(&keypair.verifying_key(), message, &signature),
-            Ok(())
-        );
-        // S + L is the same signature in a non-canonical form: refused.
-        let mut malleated = signature;
+    /// `s + L` over the 32 bytes of `s`: the same scalar, non-canonically encoded.
+    fn plus_l(signature: &mut [u8; SIGNATURE_BYTES]) {
         let l: [u8; 32] =
             hex::decode("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010")
                 .unwrap()
                 .try_into()
                 .unwrap();
         let mut carry = 0u16;
-        for (byte, add) in malleated[32..].iter_mut().zip(l) {
+        for (byte, add) in signature[32..].iter_mut().zip(l) {
             let sum = u16::from(*byte) + u16::from(add) + carry;
             *byte = sum as u8;
             carry = sum >> 8;
         }
+        assert_eq!(carry, 0, "bug: s + L overflowed 256 bits");
+    }
+
+    #[test]
+    fn malleated_signature_is_refused() {
+        let keypair = Keypair::from_seed([7; 32]);
+        let message = b"dex";
+        let signature = keypair.sign_message(message);
+        let key = keypair.account_id().signer_key().unwrap();
+        assert_eq!(key.verify(message, &signature), Ok(()));
+        // s + L is the same signature in a non-canonical form: refused, so no one but the
+        // signer can turn a valid signature into another.
+        let mut malleated = signature;
+        plus_l(&mut malleated);
+        assert_eq!(
+            key.verify(message, &malleated),
+            Err(SignatureError::BadSignature {
+                signer: keypair.account_id()
+            })
+        );
         assert!(verify_signature(&keypair.verifying_key(), message, &malleated).is_err());
-        // The identity point is a small-order (weak) key: strict verification refuses it
-        // even for a signature that the lenient check would accept.
+    }
+
+    #[test]
+    fn weak_key_is_refused_although_its_forgery_passes_the_cofactored_equation() {
+        // The identity point is a small-order key; the "signature" R = identity, s = 0
+        // passes the cofactored (and the cofactorless) equation for every message.
         let mut identity = [0u8; 32];
         identity[0] = 1;
-        let weak = AccountId(identity).verifying_key().unwrap();
         let mut forged = [0u8; 64];
         forged[..32].copy_from_slice(&identity);
-        assert!(
-            weak.verify(message, &Signature::from_bytes(&forged))
-                .is_ok()
+        let zebra_key = ed25519_zebra::VerificationKey::try_from(identity).unwrap();
+        for message in [&b"dex"[..], b"pay me"] {
+            assert!(
+                zebra_key
+                    .verify(&ed25519_zebra::Signature::from_bytes(&forged), message)
+                    .is_ok()
+            );
+            let weak = AccountId(identity).verifying_key().unwrap();
+            assert_eq!(
+                verify_signature(&weak, message, &forged),
+                Err(SignatureError::WeakKey {
+                    signer: AccountId(identity)
+                })
+            );
+        }
+        assert_eq!(
+            AccountId(identity).signer_key(),
+            Err(SignatureError::WeakKey {
+                signer: AccountId(identity)
+            })
         );
-        assert!(verify_signature(&weak, message, &forged).is_err());
+    }
+
+    #[test]
+    fn signer_key_round_trips_and_debug_names_the_account() {
+        let keypair = Keypair::from_seed([9; 32]);
+        let key = keypair.account_id().signer_key().unwrap();
+        assert_eq!(key.account_id(), keypair.account_id());
+        assert_eq!(
+            SignerKey::from_verifying_key(&keypair.verifying_key()),
+            Ok(key)
+        );
+        assert_eq!(
+            format!("{key:?}"),
+            format!("SignerKey({:?})", keypair.account_id())
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+        /// Signatures made by ed25519-dalek (standard RFC 8032 signing) verify under the
+        /// rule, as they do under `verify_strict`, and a flipped bit spoils them for both.
+        #[test]
+        fn dalek_signatures_verify_under_the_rule(
+            seed in proptest::prelude::any::<[u8; 32]>(),
+            message in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100),
+            bit in 0usize..512,
+        ) {
+            let keypair = Keypair::from_seed(seed);
+            let signature = keypair.sign_message(&message);
+            let key = keypair.account_id().signer_key().unwrap();
+            proptest::prop_assert_eq!(key.verify(&message, &signature), Ok(()));
+            proptest::prop_assert_eq!(
+                verify_signature(&keypair.verifying_key(), &message, &signature),
+                Ok(())
+            );
+            let strict = keypair
+                .verifying_key()
+                .verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&signature));
+            proptest::prop_assert!(strict.is_ok());
+
+            let mut spoiled = signature;
+            spoiled[bit / 8] ^= 1 << (bit % 8);
+            proptest::prop_assert_eq!(
+                key.verify(&message, &spoiled),
+                Err(SignatureError::BadSignature { signer: keypair.account_id() })
+            );
+        }
     }
 
     #[test]
