@@ -1,6 +1,7 @@
 //! The ledger: accounts, open orders, one order book per market, and block execution.
 
 use crate::account::{Account, Agent, Balance, account_leaf};
+use crate::cow::Accounts;
 use crate::events::{
     BlockResult, CancelCause, CommittedItem, FeePaid, Fill, LedgerEvent, TxOutcome,
     WithdrawalReceipt,
@@ -18,6 +19,7 @@ use dex_types::{
     Transaction, canonical_order_key,
 };
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Lookup-only map from order id to its record: nothing iterates it on the execution path
 /// (snapshots sort what they read), so hash order never reaches a result.
@@ -37,6 +39,116 @@ impl AccountKey {
             u64::from_be_bytes(id.0[..8].try_into().expect("8 bytes")),
             *id,
         )
+    }
+}
+
+/// The account lookup map: accounts by key, for lookups only.
+///
+/// A validator copies the ledger for every proposal, and most blocks create no account, so
+/// the map is split for cheap copies: the bulk is shared between copies (`shared`) and
+/// accounts created since it was last rebuilt sit in a small map of their own (`recent`).
+/// A copy clones the pointer and the small map; when `recent` reaches [`RECENT_MAX`] it
+/// moves into `shared`, which is copied then only if another ledger still shares it, so a
+/// new account costs `O(accounts / RECENT_MAX)` amortised whatever keys it has. Accounts are
+/// never removed, so a key is in one of the two maps or in neither.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AccountLookup {
+    shared: Arc<BTreeMap<AccountKey, AccountIndex>>,
+    recent: BTreeMap<AccountKey, AccountIndex>,
+}
+
+/// Accounts created before `recent` moves into the shared map: a ledger copy clones at most
+/// this many entries.
+const RECENT_MAX: usize = 512;
+
+impl AccountLookup {
+    #[inline]
+    pub(crate) fn get(&self, key: &AccountKey) -> Option<&AccountIndex> {
+        match self.shared.get(key) {
+            Some(index) => Some(index),
+            None if self.recent.is_empty() => None,
+            None => self.recent.get(key),
+        }
+    }
+
+    pub(crate) fn contains_key(&self, key: &AccountKey) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Add a new account's key.
+    ///
+    /// # Panics
+    /// If the key is already there (a caller bug: accounts are created once).
+    pub(crate) fn insert(&mut self, key: AccountKey, index: AccountIndex) {
+        assert!(
+            !self.shared.contains_key(&key),
+            "bug: account {} created twice",
+            key.1
+        );
+        let previous = self.recent.insert(key, index);
+        assert!(previous.is_none(), "bug: account {} created twice", key.1);
+        if self.recent.len() >= RECENT_MAX {
+            Arc::make_mut(&mut self.shared).append(&mut self.recent);
+        }
+    }
+
+    /// Move the recent keys into the shared map now: for a ledger built in one go (genesis,
+    /// a restored snapshot), whose copies then start with nothing recent to clone.
+    pub(crate) fn compact(&mut self) {
+        if !self.recent.is_empty() {
+            Arc::make_mut(&mut self.shared).append(&mut self.recent);
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn recent_len(&self) -> usize {
+        self.recent.len()
+    }
+}
+
+/// Which accounts changed since the last root, as flags by index (the list of them is kept
+/// beside). All clear between blocks, and a clear set copies as an empty one, so a ledger
+/// copy does not copy one flag per account.
+#[derive(Debug, Default)]
+struct DirtyFlags {
+    flags: Vec<bool>,
+    set: usize,
+}
+
+impl Clone for DirtyFlags {
+    fn clone(&self) -> Self {
+        if self.set == 0 {
+            DirtyFlags::default()
+        } else {
+            DirtyFlags {
+                flags: self.flags.clone(),
+                set: self.set,
+            }
+        }
+    }
+}
+
+impl DirtyFlags {
+    /// Set flag `i`; whether it was clear.
+    #[inline]
+    fn set(&mut self, i: usize) -> bool {
+        if self.flags.len() <= i {
+            self.flags.resize(i + 1, false);
+        }
+        let was_clear = !self.flags[i];
+        if was_clear {
+            self.flags[i] = true;
+            self.set += 1;
+        }
+        was_clear
+    }
+
+    #[inline]
+    fn clear(&mut self, i: usize) {
+        if self.flags[i] {
+            self.flags[i] = false;
+            self.set -= 1;
+        }
     }
 }
 
@@ -139,23 +251,30 @@ pub(crate) struct MarketState {
 }
 
 /// The ledger and its deterministic state transition. See the crate docs.
+///
+/// Cloning it is cheap: accounts, the account lookup, the genesis, the dead-man schedule
+/// and the state trees are copy-on-write ([`crate::cow`]), so a clone shares them and a
+/// block executed on the clone copies only what it writes. The open orders and the books
+/// are copied whole; they are bounded by the open orders, not the accounts.
 #[derive(Clone, Debug)]
 pub struct Ledger {
-    pub(crate) genesis: Genesis,
+    /// Read only after genesis; shared by every copy.
+    pub(crate) genesis: Arc<Genesis>,
     pub(crate) assets: Vec<AssetId>,
     pub(crate) markets: Vec<MarketState>,
-    pub(crate) accounts: Vec<Account>,
-    pub(crate) by_id: BTreeMap<AccountKey, AccountIndex>,
+    pub(crate) accounts: Accounts,
+    pub(crate) by_id: AccountLookup,
     pub(crate) orders: OrderMap,
     pub(crate) free_slots: BTreeSet<u32>,
     pub(crate) slot_end: u32,
-    pub(crate) dead_man: BTreeSet<(TimestampMs, AccountIndex)>,
+    /// Written only by blocks that schedule or fire a switch; shared until then.
+    pub(crate) dead_man: Arc<BTreeSet<(TimestampMs, AccountIndex)>>,
     pub(crate) meta: Meta,
     pub(crate) account_tree: IndexedMerkleTree,
     pub(crate) order_tree: IndexedMerkleTree,
     pub(crate) state_root: Hash,
     // Changes since the last root: what the trees (and the storage diff) must pick up.
-    account_dirty: Vec<bool>,
+    account_dirty: DirtyFlags,
     dirty_accounts: Vec<u32>,
     dirty_orders: Vec<OrderId>,
     cleared_slots: Vec<u32>,
@@ -232,6 +351,7 @@ impl Ledger {
                 .checked_add(alloc.amount.0)
                 .expect("bug: validated supply overflows");
         }
+        ledger.by_id.compact();
         ledger.compute_state_root();
         ledger.last_changed_accounts = (0..ledger.accounts.len() as u32).collect();
         Ok(ledger)
@@ -273,19 +393,19 @@ impl Ledger {
                 withdrawn: vec![0; assets.len()],
                 accounts: 0,
             },
-            genesis: genesis.clone(),
+            genesis: Arc::new(genesis.clone()),
             assets,
             markets,
-            accounts: Vec::new(),
-            by_id: BTreeMap::new(),
+            accounts: Accounts::default(),
+            by_id: AccountLookup::default(),
             orders: OrderMap::default(),
             free_slots: BTreeSet::new(),
             slot_end: 0,
-            dead_man: BTreeSet::new(),
+            dead_man: Arc::default(),
             account_tree: IndexedMerkleTree::new(),
             order_tree: IndexedMerkleTree::new(),
             state_root: Hash::ZERO,
-            account_dirty: Vec::new(),
+            account_dirty: DirtyFlags::default(),
             dirty_accounts: Vec::new(),
             dirty_orders: Vec::new(),
             cleared_slots: Vec::new(),
@@ -330,8 +450,8 @@ impl Ledger {
         self.accounts.get(index.0 as usize)
     }
 
-    /// Every account, by index.
-    pub fn accounts(&self) -> &[Account] {
+    /// Every account, by index (read it like a slice: `accounts()[i]`, `.iter()`, `.len()`).
+    pub fn accounts(&self) -> &Accounts {
         &self.accounts
     }
 
@@ -699,7 +819,7 @@ impl Ledger {
             if at > time {
                 break;
             }
-            self.dead_man.pop_first();
+            Arc::make_mut(&mut self.dead_man).pop_first();
             self.accounts[idx.0 as usize].cancel_all_at = None;
             self.mark_account(idx);
             out.events.push(LedgerEvent::DeadManSwitchFired {
@@ -808,11 +928,11 @@ impl Ledger {
     ) {
         let account = &mut self.accounts[idx.0 as usize];
         if let Some(old) = account.cancel_all_at.take() {
-            self.dead_man.remove(&(old, idx));
+            Arc::make_mut(&mut self.dead_man).remove(&(old, idx));
         }
         account.cancel_all_at = at;
         if let Some(at) = at {
-            self.dead_man.insert((at, idx));
+            Arc::make_mut(&mut self.dead_man).insert((at, idx));
         }
         out.events.push(LedgerEvent::CancelAllScheduled {
             account: account.id,
@@ -1292,10 +1412,23 @@ impl Ledger {
     ) -> Result<(), Rejection> {
         let id = OrderId(self.meta.next_order_id);
         self.meta.next_order_id += 1;
-        // Lock first; the engine's events then settle from the lock.
-        let bal = &mut self.accounts[ctx.account.0 as usize].balances[check.asset];
+        // Lock first; the engine's events then settle from the lock. One write access to
+        // the account for all of it: each costs a copy-on-write check (see `crate::cow`).
+        let account = &mut self.accounts[ctx.account.0 as usize];
+        let bal = &mut account.balances[check.asset];
         bal.free -= check.lock;
         bal.locked += check.lock;
+        account.open_orders += 1;
+        if let Some(cid) = req.client_order_id {
+            account.client_orders.insert(cid, id);
+        }
+        if let Some(agent) = ctx.agent {
+            account
+                .agents
+                .get_mut(&agent)
+                .expect("bug: agent checked")
+                .used_in_block += 1;
+        }
         self.orders.insert(
             id,
             OpenOrder {
@@ -1313,18 +1446,6 @@ impl Ledger {
                 slot: None,
             },
         );
-        let account = &mut self.accounts[ctx.account.0 as usize];
-        account.open_orders += 1;
-        if let Some(cid) = req.client_order_id {
-            account.client_orders.insert(cid, id);
-        }
-        if let Some(agent) = ctx.agent {
-            account
-                .agents
-                .get_mut(&agent)
-                .expect("bug: agent checked")
-                .used_in_block += 1;
-        }
         self.mark_account(ctx.account);
         let mut events = std::mem::take(&mut self.book_events);
         events.clear();
@@ -1887,11 +2008,7 @@ impl Ledger {
 
     fn mark_account(&mut self, idx: AccountIndex) {
         let i = idx.0 as usize;
-        if self.account_dirty.len() <= i {
-            self.account_dirty.resize(i + 1, false);
-        }
-        if !self.account_dirty[i] {
-            self.account_dirty[i] = true;
+        if self.account_dirty.set(i) {
             self.dirty_accounts.push(i as u32);
         }
     }
@@ -1901,7 +2018,7 @@ impl Ledger {
         let mut accounts = std::mem::take(&mut self.dirty_accounts);
         accounts.sort_unstable();
         for &i in &accounts {
-            self.account_dirty[i as usize] = false;
+            self.account_dirty.clear(i as usize);
             let leaf = self.accounts[i as usize].leaf(&self.assets);
             self.account_tree.set(u64::from(i), leaf);
         }
@@ -1924,6 +2041,9 @@ impl Ledger {
         self.state_root = state_root_of(&accounts_root, &orders_root, &self.meta.hash());
         self.last_changed_accounts = accounts;
         self.last_changed_orders = orders;
+        // The block is done: what it wrote becomes shareable, so the next copy of this
+        // ledger (the next proposal's) costs what that block touched, not more.
+        self.accounts.freeze();
         self.state_root
     }
 

@@ -77,6 +77,17 @@
 //! fails half-way. Matching outcomes (an IOC remainder, a fill-or-kill that cannot fill,
 //! self-trade cancels) are results of a leg, not failures.
 //!
+//! # Copies of the ledger
+//! A validator executes every proposal on a copy of its committed ledger and keeps the copy
+//! as the next committed state if the block is decided. `Ledger::clone` is therefore cheap
+//! and a block on a copy costs what the block touches, not the size of the state: the
+//! accounts, the account lookup, the genesis, the dead-man schedule and both state trees
+//! are copy-on-write ([`cow`]). A copy shares them; the first write to an account (or to a
+//! chunk of tree nodes) makes it the copy's own; after each block's roots the ledger
+//! *freezes* what it wrote, so the next copy shares that too. The open orders and the books
+//! are still copied whole (bounded by the open orders, not the accounts). Copies never see
+//! each other's writes, and the results are those of plain vectors and maps, bit for bit.
+//!
 //! # Proofs, snapshots, diffs
 //! - [`Ledger::balance_proof`] / [`verify_balance_proof`]: an account's balances against a
 //!   state root; [`BlockResult::fill_proof`] / [`verify_fill_proof`]: a fill or withdrawal
@@ -94,6 +105,7 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
+pub mod cow;
 pub mod events;
 pub mod genesis;
 pub mod ledger;
@@ -105,6 +117,7 @@ pub mod tree;
 pub mod verify;
 
 pub use account::{Account, Agent, Balance};
+pub use cow::{Accounts, AccountsIter};
 pub use events::{
     BlockResult, CancelCause, CommittedItem, FeePaid, Fill, LedgerEvent, TxOutcome,
     WithdrawalReceipt,

@@ -155,7 +155,7 @@ impl Ledger {
         for i in 0..self.accounts.len() {
             out.push((account_key(i as u64), self.account_record(i)));
         }
-        out.push((KEY_GENESIS.to_vec(), encode(&self.genesis)));
+        out.push((KEY_GENESIS.to_vec(), encode(&*self.genesis)));
         out.push((KEY_META.to_vec(), encode(&self.meta)));
         for order in self.open_orders() {
             out.push((order_key(order.id), encode(order)));
@@ -309,7 +309,7 @@ impl Ledger {
             account.agent_nonce_floor = record.agent_nonce_floor;
             account.cancel_all_at = record.cancel_all_at;
             if let Some(at) = record.cancel_all_at {
-                ledger.dead_man.insert((at, idx));
+                std::sync::Arc::make_mut(&mut ledger.dead_man).insert((at, idx));
             }
         }
         // `account_or_create` counted the accounts again; the records must match the count
@@ -389,6 +389,7 @@ impl Ledger {
         ledger
             .check_invariants()
             .map_err(SnapshotError::Inconsistent)?;
+        ledger.by_id.compact();
         ledger.compute_state_root();
         Ok(ledger)
     }

@@ -12,7 +12,12 @@
 //! therefore proportional to what the block changed (times the depth of the populated part),
 //! never to the size of the state. See `docs/adr/0001-state-root.md` for why this design was
 //! chosen over a Jellyfish Merkle tree.
+//!
+//! Each level is a copy-on-write [`CowVec`], so a clone of the tree (one per ledger copy,
+//! see [`crate::cow`]) shares every node, and a commit on the clone copies only the chunks
+//! of nodes it rewrites.
 
+use crate::cow::{CHUNK, CowVec};
 use dex_types::Hash;
 use std::sync::OnceLock;
 
@@ -61,7 +66,7 @@ pub fn empty_root() -> Hash {
 pub struct IndexedMerkleTree {
     /// `levels[0]` are the leaves; `levels[h][i]` is the node of height `h` at position `i`.
     /// Each level stores only the prefix that covers stored leaves; the rest is empty.
-    levels: Vec<Vec<Hash>>,
+    levels: Vec<CowVec<Hash>>,
     /// Leaves set since the last commit (may hold duplicates; commit sorts and dedups).
     dirty: Vec<u64>,
     /// Scratch buffer reused by commit so that a block's root allocates nothing after warm-up.
@@ -78,7 +83,7 @@ impl IndexedMerkleTree {
     /// An empty tree.
     pub fn new() -> Self {
         IndexedMerkleTree {
-            levels: vec![Vec::new(); TREE_DEPTH + 1],
+            levels: vec![CowVec::new(); TREE_DEPTH + 1],
             dirty: Vec::new(),
             scratch: Vec::new(),
         }
@@ -110,9 +115,7 @@ impl IndexedMerkleTree {
         );
         let i = index as usize;
         let leaves = &mut self.levels[0];
-        if i >= leaves.len() {
-            leaves.resize(i + 1, EMPTY_LEAF);
-        }
+        leaves.grow_to(i + 1, EMPTY_LEAF);
         leaves[i] = leaf;
         self.dirty.push(index);
     }
@@ -141,27 +144,40 @@ impl IndexedMerkleTree {
             let (below, above) = self.levels.split_at_mut(height + 1);
             let children = &below[height];
             let nodes = &mut above[0];
-            let needed = children.len().div_ceil(2);
-            if nodes.len() < needed {
-                nodes.resize(needed, empty[height + 1]);
-            }
-            for &p in &parents {
-                let l = children.get(2 * p as usize).unwrap_or(&empty[height]);
-                let r = children.get(2 * p as usize + 1).unwrap_or(&empty[height]);
-                nodes[p as usize] = hash_node(l, r);
+            nodes.grow_to(children.len().div_ceil(2), empty[height + 1]);
+            // Parents are sorted: take each chunk of nodes once for all its parents (a
+            // chunk shared with a copy of the tree is copied here, once).
+            let mut run = parents.as_slice();
+            while let Some(&first) = run.first() {
+                let chunk = first as usize / CHUNK;
+                let end = run
+                    .iter()
+                    .position(|&p| p as usize / CHUNK != chunk)
+                    .unwrap_or(run.len());
+                let slice = nodes.chunk_mut(chunk);
+                for &p in &run[..end] {
+                    let l = children.get(2 * p as usize).unwrap_or(&empty[height]);
+                    let r = children.get(2 * p as usize + 1).unwrap_or(&empty[height]);
+                    slice[p as usize % CHUNK] = hash_node(l, r);
+                }
+                run = &run[end..];
             }
             std::mem::swap(&mut current, &mut parents);
         }
         current.clear();
         self.dirty = current;
         self.scratch = parents;
+        // Share what this commit wrote with the next copy of the tree.
+        for level in &mut self.levels {
+            level.freeze();
+        }
         self.root()
     }
 
     /// The root as of the last commit.
     pub fn root(&self) -> Hash {
         self.levels[TREE_DEPTH]
-            .first()
+            .get(0)
             .copied()
             .unwrap_or_else(empty_root)
     }

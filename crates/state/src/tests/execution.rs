@@ -1274,3 +1274,110 @@ fn a_market_order_is_bounded_by_its_worst_price() {
     )));
     assert_eq!(locked(&l, 0, USDC), 0);
 }
+
+// ---------------------------------------------------------------- copies of the ledger
+
+/// A validator runs each proposal on a copy of the committed ledger: the copy shares every
+/// account, and a block on it makes its own only the accounts it writes; the original and
+/// its root are untouched and a copy of the result shares everything again.
+#[test]
+fn a_block_on_a_copy_copies_only_the_accounts_it_writes() {
+    let committed = ledger(300);
+    let root = committed.state_root();
+    let mut copy = committed.clone();
+    let total = committed.accounts().len();
+    assert_eq!(copy.accounts.shared_with(&committed.accounts), total);
+    let transfer = |from, to, nonce| {
+        tx(
+            from,
+            nonce,
+            Action::Transfer(Transfer {
+                to: key(to),
+                asset: USDC,
+                amount: Amount(5),
+            }),
+        )
+    };
+    run(
+        &mut copy,
+        2_000,
+        &[transfer(3, 250, 1), transfer(120, 3, 1)],
+    );
+    assert_eq!(
+        copy.accounts.shared_with(&committed.accounts),
+        total - 3,
+        "exactly the three accounts the block wrote are the copy's own"
+    );
+    assert_eq!(committed.state_root(), root);
+    assert_eq!(committed.height(), 0);
+    assert_eq!(committed.balance(&key(250), USDC).free, 1_000_000_000_000);
+    assert_eq!(copy.balance(&key(250), USDC).free, 1_000_000_000_005);
+    let next = copy.clone();
+    assert_eq!(next.accounts.shared_with(&copy.accounts), total);
+}
+
+/// The account lookup stays exact however many accounts arrive, keeps what a copy must
+/// clone below its bound, and a copy never sees keys added after it was taken.
+#[test]
+fn the_account_lookup_is_exact_across_copies_and_merges() {
+    use crate::ledger::{AccountKey, AccountLookup};
+    let mut lookup = AccountLookup::default();
+    let mut copies = Vec::new();
+    for i in 0..1_500u64 {
+        if i % 250 == 0 {
+            copies.push((i, lookup.clone()));
+        }
+        lookup.insert(AccountKey::of(&key(i)), dex_types::AccountIndex(i));
+        assert!(lookup.recent_len() < 512);
+    }
+    for i in 0..1_500u64 {
+        assert_eq!(
+            lookup.get(&AccountKey::of(&key(i))),
+            Some(&dex_types::AccountIndex(i))
+        );
+    }
+    assert_eq!(lookup.get(&AccountKey::of(&key(1_500))), None);
+    for (taken_at, copy) in &copies {
+        for i in 0..1_500u64 {
+            let expected = (i < *taken_at).then_some(dex_types::AccountIndex(i));
+            assert_eq!(copy.get(&AccountKey::of(&key(i))).copied(), expected);
+        }
+    }
+    lookup.compact();
+    assert_eq!(lookup.recent_len(), 0);
+    assert!(lookup.contains_key(&AccountKey::of(&key(1_499))));
+}
+
+/// Transfers to new accounts on a copy (the lookup and the account list grow there only).
+#[test]
+fn accounts_created_on_a_copy_exist_only_there() {
+    let committed = ledger(150);
+    let mut copy = committed.clone();
+    let txs: Vec<_> = (0..600u64)
+        .map(|i| {
+            tx(
+                i % 150,
+                1 + i / 150,
+                Action::Transfer(Transfer {
+                    to: key(10_000 + i),
+                    asset: USDC,
+                    amount: Amount(1),
+                }),
+            )
+        })
+        .collect();
+    let r = run(&mut copy, 2_000, &txs);
+    assert!(r.outcomes.iter().all(|o| o.result.is_ok()));
+    assert_eq!(copy.accounts().len(), committed.accounts().len() + 600);
+    assert!(committed.account(&key(10_599)).is_none());
+    assert_eq!(copy.balance(&key(10_599), USDC).free, 1);
+    let restored = Ledger::from_bytes(&copy.to_bytes()).unwrap();
+    assert_eq!(restored.state_root(), copy.state_root());
+}
+
+/// The node hands ledgers between threads (snapshot jobs, the consensus thread).
+#[test]
+fn the_ledger_can_move_between_threads() {
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<Ledger>();
+}
