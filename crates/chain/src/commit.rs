@@ -59,7 +59,9 @@ pub fn commit_block<S: Store>(
 }
 
 /// A snapshot to write of the state after a committed block. It owns a copy of the ledger,
-/// so it can be written on another thread while later blocks commit.
+/// so it can be written on another thread while later blocks commit; the copy is cheap
+/// (the ledger is copy-on-write: it shares every account and tree node with the committed
+/// ledger until a later block writes them).
 #[derive(Debug, Clone)]
 pub struct SnapshotJob {
     height: u64,

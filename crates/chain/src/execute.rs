@@ -5,7 +5,11 @@
 //!
 //! Both run the block on a copy of the committed ledger and keep the result as an
 //! [`ExecutedBlock`]: the replica executes a proposal once and reuses that result to vote
-//! and, if the block is decided, to commit it.
+//! and, if the block is decided, to commit it. The copy is cheap whatever the size of the
+//! state: the ledger is copy-on-write (see `dex_state`'s "Copies of the ledger"), so a copy
+//! shares every account and tree node the block does not write, and the committed ledger it
+//! replaces frees only what the block rewrote. Each transaction is hashed once per check:
+//! the ids give the transaction root, the signature cache keys and the canonical order.
 
 use crate::error::InvalidBlock;
 use crate::signatures::SignatureCache;
@@ -106,6 +110,19 @@ pub fn check_header(
     validators: &ValidatorSet,
     now: Option<TimestampMs>,
 ) -> Result<(), InvalidBlock> {
+    check_header_fields(block, parent, rules, validators, now)?;
+    check_txs_root(block, &block.tx_hashes())
+}
+
+/// Every rule of [`check_header`] but the transaction root: the cheap checks, made before
+/// any transaction is hashed.
+fn check_header_fields(
+    block: &Block,
+    parent: &Parent,
+    rules: &BlockRules,
+    validators: &ValidatorSet,
+    now: Option<TimestampMs>,
+) -> Result<(), InvalidBlock> {
     let header = &block.header;
     if header.chain_id != rules.chain_id {
         return Err(InvalidBlock::WrongChain {
@@ -157,7 +174,15 @@ pub fn check_header(
         });
     }
     block.validate()?;
-    let computed = block.compute_txs_root();
+    Ok(())
+}
+
+/// The header's transaction root against the ids of the block's transactions (`ids[i]` is
+/// `block.txs[i].hash()`).
+fn check_txs_root(block: &Block, ids: &[Hash]) -> Result<(), InvalidBlock> {
+    debug_assert_eq!(ids.len(), block.txs.len());
+    let header = &block.header;
+    let computed = dex_types::merkle::root(ids);
     if computed != header.txs_root {
         return Err(InvalidBlock::TxsRootMismatch {
             header: header.txs_root,
@@ -179,8 +204,11 @@ pub fn validate_block(
     now: Option<TimestampMs>,
     signatures: &mut SignatureCache,
 ) -> Result<ExecutedBlock, InvalidBlock> {
-    check_header(&block, parent, rules, validators, now)?;
-    let ids: Vec<Hash> = block.txs.iter().map(SignedTransaction::hash).collect();
+    // Hashed once: the ids give the transaction root, the signature cache's keys and the
+    // canonical order of execution.
+    check_header_fields(&block, parent, rules, validators, now)?;
+    let ids = block.tx_hashes();
+    check_txs_root(&block, &ids)?;
     for (index, (signed, id)) in block.txs.iter().zip(&ids).enumerate() {
         signatures
             .verify(*id, signed)
