@@ -87,7 +87,7 @@ pub struct SignedVote {
 
 impl SignedVote {
     /// Check that the vote is for `chain_id`, comes from a validator of `validators` and
-    /// carries that validator's valid (strict) signature.
+    /// carries that validator's valid signature.
     pub fn verify(&self, validators: &ValidatorSet, chain_id: ChainId) -> Result<(), MessageError> {
         check_chain(self.vote.chain_id, chain_id)?;
         verify_signature(
@@ -294,8 +294,8 @@ pub enum MessageError {
         /// The size of the set.
         validators: usize,
     },
-    /// The signature does not verify under the named validator's key (forged, corrupted,
-    /// or signed for other content).
+    /// The signature does not pass the chain's signature rule under the named validator's
+    /// key (forged, corrupted, or signed for other content).
     #[error("the signature of validator {validator} does not verify")]
     InvalidSignature {
         /// The claimed signer.
@@ -383,7 +383,13 @@ fn check_chain(got: ChainId, expected: ChainId) -> Result<(), MessageError> {
     }
 }
 
-/// Strict ed25519 verification of `signature` over `hash` by the validator at `index`.
+/// Check `signature` over `hash` by the validator at `index` with the chain's one signature
+/// rule, [`dex_types::verify_signature`] (ZIP-215, small-order keys refused): votes,
+/// proposals and certificates are judged exactly as transactions are.
+///
+/// Certificates are checked signature by signature, not as a batch: a batch check needs
+/// random coefficients the adversary cannot predict, and this crate is deterministic. A
+/// certificate holds a few signatures, so batching would save little.
 pub(crate) fn verify_signature(
     validators: &ValidatorSet,
     index: ValidatorIndex,
@@ -396,9 +402,7 @@ pub(crate) fn verify_signature(
             index,
             validators: validators.len(),
         })?;
-    validator
-        .public_key
-        .verify_strict(hash.as_bytes(), &signature.to_signature())
+    dex_types::verify_signature(&validator.public_key, hash.as_bytes(), &signature.0)
         .map_err(|_| MessageError::InvalidSignature { validator: index })
 }
 
@@ -585,5 +589,47 @@ mod tests {
         let mut cross = proposal.signed;
         cross.signature = vote.signature;
         assert!(cross.verify(&fx.set, CHAIN).is_err());
+    }
+
+    #[test]
+    fn votes_follow_the_transaction_signature_rule() {
+        let fx = Fixture::equal(4);
+        let vote = golden_vote(&fx);
+        let key = fx.set.get(vote.vote.validator).unwrap().public_key;
+        let hash = vote.vote.signing_hash();
+        // s + L, the malleated form of a valid signature, is refused as for transactions.
+        let l: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut malleated = vote;
+        let mut carry = 0u16;
+        for (byte, add) in malleated.signature.0[32..].iter_mut().zip(l) {
+            let sum = u16::from(*byte) + u16::from(add) + carry;
+            *byte = sum as u8;
+            carry = sum >> 8;
+        }
+        assert_eq!(carry, 0);
+        // Every bit flipped in turn, and the malleated form: the vote's verdict is the
+        // transaction rule's verdict on the same key, message and signature.
+        let mut spoiled: Vec<SignedVote> = (0..512)
+            .map(|bit| {
+                let mut flipped = vote;
+                flipped.signature.0[bit / 8] ^= 1 << (bit % 8);
+                flipped
+            })
+            .collect();
+        spoiled.push(malleated);
+        spoiled.push(vote);
+        for candidate in spoiled {
+            let rule = dex_types::verify_signature(&key, hash.as_bytes(), &candidate.signature.0);
+            assert_eq!(
+                candidate.verify(&fx.set, CHAIN).is_ok(),
+                rule.is_ok(),
+                "{candidate:?}"
+            );
+        }
+        assert!(malleated.verify(&fx.set, CHAIN).is_err());
+        assert_eq!(vote.verify(&fx.set, CHAIN), Ok(()));
     }
 }

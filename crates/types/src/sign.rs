@@ -6,8 +6,9 @@
 //!    non-canonical encodings (`y ≥ p`, or the sign bit set on `x = 0`) decode as
 //!    curve25519-dalek decodes them;
 //! 2. that point is not of small order (else [`SignatureError::WeakKey`]), judged from the
-//!    key alone: nobody holds a secret for such a key, and ZIP-215 accepts signatures for it
-//!    that anyone can make, so funds held by it would be anyone's;
+//!    key's bytes alone (they are one of the 14 byte strings that decode to such a point):
+//!    nobody holds a secret for such a key, and ZIP-215 accepts signatures for it that
+//!    anyone can make, so funds held by it would be anyone's;
 //! 3. the signature passes ZIP-215 verification as `ed25519-zebra` (one pinned version)
 //!    implements it (else [`SignatureError::BadSignature`]): `s` canonical (`s < L`), `R`
 //!    decompresses (non-canonical encodings accepted), and the cofactored equation
@@ -91,10 +92,15 @@ impl AccountId {
 
     /// The account's key checked for the signature rule: a curve point
     /// ([`SignatureError::InvalidKey`] otherwise) not of small order
-    /// ([`SignatureError::WeakKey`] otherwise). Costs two key decompressions; keep the result
-    /// for a signer seen often.
+    /// ([`SignatureError::WeakKey`] otherwise). Costs one key decompression (about a tenth
+    /// of a single signature check); keep the result for a signer seen often.
     pub fn signer_key(&self) -> Result<SignerKey, SignatureError> {
-        SignerKey::from_verifying_key(&self.verifying_key()?)
+        if is_small_order_encoding(&self.0) {
+            return Err(SignatureError::WeakKey { signer: *self });
+        }
+        let key = ed25519_zebra::VerificationKey::try_from(self.0)
+            .map_err(|_| SignatureError::InvalidKey { signer: *self })?;
+        Ok(SignerKey { key })
     }
 }
 
@@ -115,19 +121,10 @@ pub struct SignerKey {
 
 impl SignerKey {
     /// Check an already decompressed key: [`SignatureError::WeakKey`] if it is of small
-    /// order. Costs one decompression (the ZIP-215 library keeps its own form of the point).
+    /// order. The same verdict as [`AccountId::signer_key`] on the key's bytes, and the same
+    /// cost: one decompression, since the ZIP-215 library keeps its own form of the point.
     pub fn from_verifying_key(key: &VerifyingKey) -> Result<SignerKey, SignatureError> {
-        let signer = AccountId::from(key);
-        if key.is_weak() {
-            return Err(SignatureError::WeakKey { signer });
-        }
-        // Both libraries decode with the same curve25519-dalek function, so this cannot fail
-        // for bytes that `key` was decoded from. Should a future build ever pair two
-        // decoders that disagree, refusing the key keeps every validator's verdict the same
-        // as its peers' running that build, without a panic on outside input.
-        let key = ed25519_zebra::VerificationKey::try_from(key.to_bytes())
-            .map_err(|_| SignatureError::InvalidKey { signer })?;
-        Ok(SignerKey { key })
+        AccountId::from(key).signer_key()
     }
 
     /// The account this key is.
@@ -154,6 +151,56 @@ impl fmt::Debug for SignerKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SignerKey({:?})", self.account_id())
     }
+}
+
+/// The 14 byte strings that decode to a point of small order, the only weak keys: the
+/// canonical encodings of the 8 points of order dividing 8, the identity and the order-2
+/// point with the sign bit set (`x = 0`, so the bit changes nothing), and `y = p`,
+/// `y = p + 1` with either sign bit (the only non-canonical `y` of small-order points:
+/// `y + p < 2^255` needs `y < 19`). Checking membership judges a key from its bytes alone,
+/// with no decompression; a test derives the list from curve arithmetic and checks that
+/// it agrees with `VerifyingKey::is_weak` on every byte string that decodes to a torsion
+/// point and on random ones.
+const SMALL_ORDER_ENCODINGS: [[u8; 32]; 14] = [
+    hex32("0100000000000000000000000000000000000000000000000000000000000000"),
+    hex32("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+    hex32("0000000000000000000000000000000000000000000000000000000000000080"),
+    hex32("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
+    hex32("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    hex32("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85"),
+    hex32("0000000000000000000000000000000000000000000000000000000000000000"),
+    hex32("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa"),
+    hex32("0100000000000000000000000000000000000000000000000000000000000080"),
+    hex32("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"),
+    hex32("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    hex32("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"),
+    hex32("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    hex32("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"),
+];
+
+/// Whether `bytes` decode to a point of small order (see [`SMALL_ORDER_ENCODINGS`]).
+fn is_small_order_encoding(bytes: &[u8; 32]) -> bool {
+    SMALL_ORDER_ENCODINGS.contains(bytes)
+}
+
+/// 64 lowercase hex digits as 32 bytes, at compile time.
+const fn hex32(text: &str) -> [u8; 32] {
+    const fn nibble(digit: u8) -> u8 {
+        match digit {
+            b'0'..=b'9' => digit - b'0',
+            b'a'..=b'f' => digit - b'a' + 10,
+            _ => panic!("bug: not a lowercase hex digit"),
+        }
+    }
+    let digits = text.as_bytes();
+    assert!(digits.len() == 64, "bug: not 64 hex digits");
+    let mut bytes = [0u8; 32];
+    let mut index = 0;
+    while index < 32 {
+        bytes[index] = (nibble(digits[2 * index]) << 4) | nibble(digits[2 * index + 1]);
+        index += 1;
+    }
+    bytes
 }
 
 /// What the signer of the transaction with id `tx_hash` on `chain_id` signs:
@@ -330,6 +377,74 @@ mod tests {
                 signer: AccountId(identity)
             })
         );
+    }
+
+    /// `bytes + p` over 256 bits, if it stays below 2^255 (a second, non-canonical `y`).
+    fn plus_p(bytes: [u8; 32]) -> Option<[u8; 32]> {
+        let mut p = [0xffu8; 32];
+        p[0] = 0xed;
+        p[31] = 0x7f;
+        let mut sum = [0u8; 32];
+        let mut carry = 0u16;
+        for (index, (a, b)) in bytes.iter().zip(p).enumerate() {
+            let total = u16::from(*a) + u16::from(b) + carry;
+            sum[index] = total as u8;
+            carry = total >> 8;
+        }
+        (carry == 0 && sum[31] & 0x80 == 0).then_some(sum)
+    }
+
+    #[test]
+    fn small_order_encodings_are_exactly_the_torsion_encodings() {
+        use curve25519_dalek::constants::EIGHT_TORSION;
+        use curve25519_dalek::edwards::CompressedEdwardsY;
+        // Every encoding of a torsion point T has the y of T, as y or y + p (2p > 2^255
+        // leaves no third), and either sign bit: try all of them and keep what decodes to T.
+        let mut derived = Vec::new();
+        for point in EIGHT_TORSION {
+            let mut y = point.compress().to_bytes();
+            y[31] &= 0x7f;
+            for raw_y in [Some(y), plus_p(y)].into_iter().flatten() {
+                for sign in [0u8, 0x80] {
+                    let mut candidate = raw_y;
+                    candidate[31] |= sign;
+                    if CompressedEdwardsY(candidate).decompress() == Some(point) {
+                        derived.push(candidate);
+                    }
+                }
+            }
+        }
+        derived.sort_unstable();
+        let mut listed = SMALL_ORDER_ENCODINGS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(derived, listed);
+        for bytes in SMALL_ORDER_ENCODINGS {
+            assert!(AccountId(bytes).verifying_key().unwrap().is_weak());
+        }
+    }
+
+    proptest::proptest! {
+        /// The list agrees with decompression and `is_weak` on random byte strings (almost
+        /// all of which are not small-order) and on small perturbations of listed ones.
+        #[test]
+        fn small_order_list_agrees_with_is_weak(
+            random in proptest::prelude::any::<[u8; 32]>(),
+            listed in 0usize..14,
+            byte in 0usize..32,
+            delta in 0u8..3,
+        ) {
+            let mut near = SMALL_ORDER_ENCODINGS[listed];
+            near[byte] = near[byte].wrapping_add(delta);
+            for bytes in [random, near] {
+                let weak = AccountId(bytes).verifying_key().is_ok_and(|key| key.is_weak());
+                proptest::prop_assert_eq!(is_small_order_encoding(&bytes), weak);
+                let verdict = AccountId(bytes).signer_key();
+                let from_key = AccountId(bytes)
+                    .verifying_key()
+                    .and_then(|key| SignerKey::from_verifying_key(&key));
+                proptest::prop_assert_eq!(verdict, from_key);
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The verifier must give [`SignedTransaction::verify`]'s result for every input: valid
 //! signatures, mutated ones, wrong keys, keys that are not curve points, small-order and
-//! mixed-order keys and `R` points, non-canonical encodings.
+//! mixed-order keys and `R` points, non-canonical encodings; whatever the chunking; and a
+//! ZIP-215 batch must pass exactly when every item passes the single check.
 
 use super::*;
 use curve25519_dalek::constants::{ED25519_BASEPOINT_TABLE, EIGHT_TORSION};
@@ -122,6 +123,43 @@ fn plus_l(bytes: &mut [u8]) {
     }
 }
 
+/// The 14 encodings of small-order points: the 8 canonical ones, then the identity and the
+/// order-2 point with the sign bit set, then y = p and y = p + 1 with either sign bit.
+fn small_order_encoding(index: usize) -> [u8; 32] {
+    match index % 14 {
+        index @ 0..8 => torsion(index),
+        8 => {
+            let mut bytes = torsion(0);
+            bytes[31] |= 0x80;
+            bytes
+        }
+        9 => {
+            let mut bytes = torsion(4);
+            bytes[31] |= 0x80;
+            bytes
+        }
+        index => non_canonical_y(u8::from(index >= 12), index % 2 == 1),
+    }
+}
+
+/// Rewrite `tx` as signed by the secret scalar `secret` (the signer becomes `secret·B`)
+/// with the given `R` bytes and `s = nonce + k·secret`, where `nonce` is the discrete
+/// logarithm of `R`'s prime-order part (0 for a small-order `R`). The cofactored equation
+/// holds; the strict one only if `R` is canonical and of prime order.
+fn sign_with_r(tx: &mut SignedTransaction, secret: Scalar, r: [u8; 32], nonce: Scalar) {
+    tx.tx.signer = AccountId((&secret * ED25519_BASEPOINT_TABLE).compress().to_bytes());
+    tx.tx.account = tx.tx.signer;
+    let message = tx.tx.signing_message();
+    let k = Scalar::from_hash(
+        Sha512::new()
+            .chain_update(r)
+            .chain_update(tx.tx.signer.0)
+            .chain_update(message.as_bytes()),
+    );
+    tx.signature[..32].copy_from_slice(&r);
+    tx.signature[32..].copy_from_slice((nonce + k * secret).as_bytes());
+}
+
 /// How a test transaction is spoiled, or not.
 #[derive(Debug, Clone)]
 enum Mutation {
@@ -146,6 +184,11 @@ enum Mutation {
     /// A mixed-order signer (a real key plus a torsion point) with a signature that
     /// satisfies the cofactored equation.
     MixedOrderSigner([u8; 32], [u8; 32], usize),
+    /// Signed by its signer with a small-order `R` (any of the 14 encodings): valid under
+    /// ZIP-215, refused by `verify_strict`.
+    SmallOrderRBySigner([u8; 32], usize),
+    /// Signed by its signer with a mixed-order `R = r·B + T`: valid under ZIP-215.
+    MixedOrderRBySigner([u8; 32], [u8; 32], usize),
     /// The transaction changed after signing.
     AlteredNonce,
 }
@@ -198,6 +241,18 @@ fn apply(mut tx: SignedTransaction, mutation: &Mutation) -> SignedTransaction {
             assert_eq!(signer, tx.tx.signer.0, "bug: the test signs another key");
             tx.signature = signature;
         }
+        Mutation::SmallOrderRBySigner(secret, index) => {
+            let secret = Scalar::from_bytes_mod_order(*secret);
+            sign_with_r(&mut tx, secret, small_order_encoding(*index), Scalar::ZERO);
+        }
+        Mutation::MixedOrderRBySigner(secret, nonce, index) => {
+            let secret = Scalar::from_bytes_mod_order(*secret);
+            let nonce = Scalar::from_bytes_mod_order(*nonce);
+            let r = ((&nonce * ED25519_BASEPOINT_TABLE) + EIGHT_TORSION[index % 8])
+                .compress()
+                .to_bytes();
+            sign_with_r(&mut tx, secret, r, nonce);
+        }
         Mutation::AlteredNonce => tx.tx.nonce = tx.tx.nonce.wrapping_add(1),
     }
     tx
@@ -219,6 +274,10 @@ fn mutation() -> impl Strategy<Value = Mutation> {
             .prop_map(|(y, sign)| Mutation::NonCanonicalSigner(y, sign)),
         1 => (any::<[u8; 32]>(), any::<[u8; 32]>(), 1usize..8)
             .prop_map(|(a, r, t)| Mutation::MixedOrderSigner(a, r, t)),
+        1 => (any::<[u8; 32]>(), 0usize..14)
+            .prop_map(|(a, index)| Mutation::SmallOrderRBySigner(a, index)),
+        1 => (any::<[u8; 32]>(), any::<[u8; 32]>(), 1usize..8)
+            .prop_map(|(a, r, t)| Mutation::MixedOrderRBySigner(a, r, t)),
         1 => Just(Mutation::AlteredNonce),
     ]
 }
@@ -250,16 +309,119 @@ proptest! {
 
     #[test]
     fn verify_batch_agrees_with_verify_in_order(
-        cases in prop::collection::vec((0u64..16, any::<u64>(), mutation()), 0..40),
+        cases in prop::collection::vec((0u64..16, any::<u64>(), mutation()), 0..80),
     ) {
-        let txs: Vec<SignedTransaction> = cases
-            .iter()
-            .map(|(seed, nonce, mutation)| apply(signed(*seed, *nonce), mutation))
-            .collect();
+        let txs = build(&cases);
         let expected: Vec<_> = txs.iter().map(SignedTransaction::verify).collect();
         let (cached, uncached) = shared();
         prop_assert_eq!(cached.verify_batch(&txs), expected.clone());
         prop_assert_eq!(uncached.verify_batch(&txs), expected);
+    }
+
+    /// Any split of the input into chunks, each checked as one batch, gives the single
+    /// rule's results: the chunking only changes the work, never a verdict.
+    #[test]
+    fn any_chunking_gives_the_single_results(
+        cases in prop::collection::vec((0u64..16, any::<u64>(), mutation()), 1..48),
+        chunk_len in 1usize..50,
+        split in any::<prop::sample::Index>(),
+    ) {
+        let txs = build(&cases);
+        let expected: Vec<_> = txs.iter().map(SignedTransaction::verify).collect();
+        let (cached, uncached) = shared();
+        prop_assert_eq!(cached.verify_in_chunks(&txs, chunk_len), expected.clone());
+        prop_assert_eq!(uncached.verify_in_chunks(&txs, chunk_len), expected.clone());
+        // Two calls on the two halves of an arbitrary split.
+        let (left, right) = txs.split_at(split.index(txs.len() + 1));
+        let mut halves = cached.verify_batch(left);
+        halves.extend(cached.verify_batch(right));
+        prop_assert_eq!(halves, expected.clone());
+        // Without a random source, item by item.
+        prop_assert_eq!(cached.verify_chunk(&txs, None), expected);
+    }
+
+    /// The ZIP-215 batch equation itself (no fallback) holds exactly when every queued
+    /// item passes the single check, whatever the coefficients' seed; inputs include
+    /// valid edge cases (small- and mixed-order `R`, mixed-order keys) the batch must
+    /// accept and spoiled ones it must refuse.
+    #[test]
+    fn the_batch_equation_holds_exactly_when_every_item_passes(
+        cases in prop::collection::vec((0u64..16, any::<u64>(), mutation()), 2..24),
+        seed in any::<[u8; 32]>(),
+    ) {
+        let txs = build(&cases);
+        let queued: Vec<Queued> = txs
+            .iter()
+            .enumerate()
+            .filter_map(|(index, tx)| {
+                tx.tx.signer.signer_key().ok().map(|key| Queued {
+                    index,
+                    key,
+                    message: tx.tx.signing_message(),
+                })
+            })
+            .collect();
+        prop_assume!(!queued.is_empty());
+        let all_pass = queued.iter().all(|item| txs[item.index].verify().is_ok());
+        prop_assert_eq!(
+            batch_passes(&txs, &queued, ChaCha20Rng::from_seed(seed)),
+            all_pass
+        );
+    }
+}
+
+fn build(cases: &[(u64, u64, Mutation)]) -> Vec<SignedTransaction> {
+    cases
+        .iter()
+        .map(|(seed, nonce, mutation)| apply(signed(*seed, *nonce), mutation))
+        .collect()
+}
+
+#[test]
+fn valid_edge_cases_pass_as_one_batch() {
+    // Signatures the rule accepts that `verify_strict` refused, all in one batch: the batch
+    // equation holds for them, so honest edge cases do not force the item-by-item path.
+    let mut txs = Vec::new();
+    for index in 0..14 {
+        txs.push(apply(
+            signed(1, index as u64),
+            &Mutation::SmallOrderRBySigner([index as u8 + 1; 32], index),
+        ));
+    }
+    for index in 1..8 {
+        txs.push(apply(
+            signed(2, index as u64),
+            &Mutation::MixedOrderRBySigner([0x30; 32], [index as u8; 32], index),
+        ));
+        txs.push(apply(
+            signed(3, index as u64),
+            &Mutation::MixedOrderSigner([0x40; 32], [index as u8 + 9; 32], index),
+        ));
+    }
+    txs.extend((0..8).map(|n| signed(n, n)));
+    assert!(txs.iter().all(|tx| tx.verify().is_ok()));
+    let queued: Vec<Queued> = txs
+        .iter()
+        .enumerate()
+        .map(|(index, tx)| Queued {
+            index,
+            key: tx.tx.signer.signer_key().unwrap(),
+            message: tx.tx.signing_message(),
+        })
+        .collect();
+    assert!(batch_passes(&txs, &queued, ChaCha20Rng::from_seed([5; 32])));
+    // One spoiled item makes the batch fail, and the fallback finds exactly that one.
+    let mut spoiled = txs.clone();
+    spoiled[10] = apply(spoiled[10].clone(), &Mutation::FlipSignatureBit(300));
+    assert!(!batch_passes(
+        &spoiled,
+        &queued,
+        ChaCha20Rng::from_seed([5; 32])
+    ));
+    let verifier = TxVerifier::new(2, 64);
+    let results = verifier.verify_in_chunks(&spoiled, spoiled.len());
+    for (index, result) in results.iter().enumerate() {
+        assert_eq!(result.is_err(), index == 10, "transaction {index}");
     }
 }
 
@@ -313,28 +475,68 @@ fn batch_keeps_input_order_with_mixed_results() {
 }
 
 #[test]
-fn strict_rule_holds_for_weak_keys_and_malleated_signatures() {
+fn weak_keys_and_malleated_signatures_are_refused() {
     let verifier = TxVerifier::new(1, 16);
     let tx = signed(1, 1);
     assert_eq!(verifier.verify_one(&tx), Ok(()));
     // The malleated signature (s + L) of a valid one is refused.
-    assert!(
-        verifier
-            .verify_one(&apply(tx.clone(), &Mutation::SPlusL))
-            .is_err()
+    let malleated = apply(tx.clone(), &Mutation::SPlusL);
+    assert_eq!(
+        verifier.verify_one(&malleated),
+        Err(SignatureError::BadSignature {
+            signer: tx.tx.signer
+        })
     );
-    // Every small-order key is a valid point, and is refused with the forgery that the
-    // cofactorless equation would accept for any message.
-    for index in 0..8 {
-        let forged = apply(tx.clone(), &Mutation::TorsionSignerForged(index));
-        assert!(AccountId(torsion(index)).verifying_key().is_ok());
-        assert_eq!(
-            verifier.verify_one(&forged),
-            Err(SignatureError::BadSignature {
-                signer: forged.tx.signer
-            })
-        );
+    // Every small-order key is a curve point, and is refused as weak, with the forgery
+    // that the cofactored equation accepts for any message, in a batch as alone.
+    let mut forgeries = Vec::new();
+    for index in 0..14 {
+        let mut forged = apply(tx.clone(), &Mutation::TorsionSignerForged(0));
+        forged.tx.signer = AccountId(small_order_encoding(index));
+        forged.tx.account = forged.tx.signer;
+        assert!(forged.tx.signer.verifying_key().is_ok());
+        let weak = Err(SignatureError::WeakKey {
+            signer: forged.tx.signer,
+        });
+        assert_eq!(verifier.verify_one(&forged), weak);
+        assert_eq!(forged.verify(), weak);
+        forgeries.push(forged);
     }
+    forgeries.push(tx);
+    let results = verifier.verify_batch(&forgeries);
+    assert_eq!(results.last(), Some(&Ok(())));
+    assert!(
+        results[..14]
+            .iter()
+            .all(|result| matches!(result, Err(SignatureError::WeakKey { .. })))
+    );
+    // Weak keys are not cached.
+    assert_eq!(verifier.cached_keys(), 1);
+}
+
+#[test]
+fn small_inputs_are_verified_inline() {
+    // Below INLINE_TXS_MAX the pool is not used: a verifier whose pool is busy forever
+    // would otherwise block. One thread of a one-thread pool waits on a barrier while the
+    // calling thread verifies a small input.
+    let verifier = TxVerifier::new(1, 16);
+    let txs: Vec<_> = (0..INLINE_TXS_MAX as u64 - 1)
+        .map(|n| signed(n, n))
+        .collect();
+    let (occupied, is_occupied) = std::sync::mpsc::channel::<()>();
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let busy = verifier.clone();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            busy.inner.pool.install(move || {
+                occupied.send(()).unwrap();
+                wait.recv().unwrap();
+            })
+        });
+        is_occupied.recv().unwrap();
+        assert!(verifier.verify_batch(&txs).iter().all(Result::is_ok));
+        release.send(()).unwrap();
+    });
 }
 
 #[test]
@@ -376,8 +578,8 @@ fn many_threads_share_one_verifier() {
     });
 }
 
-/// The facts the signature ADR (docs/adr/0003) states about ZIP-215 against
-/// `verify_strict`, checked with the same libraries the measurements use.
+/// The facts the signature ADRs (docs/adr/0003, 0004) state about ZIP-215 against
+/// `verify_strict`, the rule before, checked with the same libraries.
 mod zip215 {
     use super::*;
     use ed25519_zebra::{Signature as ZebraSignature, VerificationKey};
@@ -389,10 +591,43 @@ mod zip215 {
     }
 
     fn strict_accepts(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bool {
-        AccountId(*key)
-            .verifying_key()
-            .and_then(|key| dex_types::verify_signature(&key, message, signature))
-            .is_ok()
+        AccountId(*key).verifying_key().is_ok_and(|key| {
+            key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature))
+                .is_ok()
+        })
+    }
+
+    #[test]
+    fn the_rule_is_zip215_plus_the_weak_key_refusal() {
+        // On every mutation kind: the rule accepts exactly when ZIP-215 accepts and the key
+        // is not of small order.
+        for seed in 0..4u64 {
+            for mutation in [
+                Mutation::None,
+                Mutation::SPlusL,
+                Mutation::TorsionR(3),
+                Mutation::NonCanonicalR(1, true),
+                Mutation::TorsionSignerForged(5),
+                Mutation::NonCanonicalSigner(1, false),
+                Mutation::NonCanonicalSigner(3, false),
+                Mutation::MixedOrderSigner([7; 32], [8; 32], 2),
+                Mutation::SmallOrderRBySigner([9; 32], 11),
+                Mutation::MixedOrderRBySigner([9; 32], [10; 32], 6),
+                Mutation::AlteredNonce,
+            ] {
+                let tx = apply(signed(seed, seed), &mutation);
+                let key = tx.tx.signer.0;
+                let message = tx.tx.signing_message();
+                let weak = AccountId(key)
+                    .verifying_key()
+                    .is_ok_and(|key| key.is_weak());
+                assert_eq!(
+                    tx.verify().is_ok(),
+                    zip215_accepts(&key, message.as_bytes(), &tx.signature) && !weak,
+                    "{mutation:?}"
+                );
+            }
+        }
     }
 
     #[test]
