@@ -21,9 +21,10 @@
 //!
 //! Why owned states and not [`Arc::make_mut`] on every write: `make_mut` costs an atomic
 //! compare-and-swap even when nothing is shared, and the ledger writes accounts tens of
-//! thousands of times per block; measured, those atomics alone cost about a tenth of a
-//! block's execution. Either way, an original and its copies never see each other's writes:
-//! the sharing is invisible to everything but the cost.
+//! thousands of times per block. Measured with `make_mut` at both levels, the benchmark's
+//! 10,000-transaction block took about 1.2 ms longer than with plain vectors, of which the
+//! account copies themselves were about 0.35 ms. Either way, an original and its copies
+//! never see each other's writes: the sharing is invisible to everything but the cost.
 
 use crate::account::Account;
 use std::ops::{Index, IndexMut};
