@@ -9,7 +9,7 @@
 use crate::LoadError;
 use crate::keys;
 use crate::stream::MarketPlan;
-use dex_node::{ChainSpec, ConsensusParams, NodeConfig, ValidatorSpec, devnet};
+use dex_node::{ChainSpec, ConsensusParams, NodeConfig, RateQuota, ValidatorSpec, devnet};
 use dex_sdk::TraderKey;
 use dex_types::{AccountId, ChainId, MarketId};
 use rust_decimal::Decimal;
@@ -23,6 +23,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Largest notional of one order, in quote units of account (e.g. 300 USDC): sizes are
 /// picked up to this, so every trader's genesis funds cover thousands of orders.
 const ORDER_NOTIONAL_MAX: i64 = 300;
+/// Each validator's API request quota per client address in a laid-out cluster
+/// (sustained and burst): far above what the generator sends.
+const LOAD_REQUESTS_PER_IP: u32 = 1_000_000;
 
 /// What to lay out.
 #[derive(Clone, Debug)]
@@ -117,15 +120,22 @@ pub fn layout(options: &LayoutOptions) -> Result<Layout, LoadError> {
             .parse()
             .expect("bug: a loopback address parses");
         let config = NodeConfig {
-            name: format!("v{i}"),
-            chain_spec: PathBuf::from("../genesis.json"),
-            key_file: Some(PathBuf::from("validator.key")),
-            data_dir: PathBuf::from("data"),
-            p2p_listen: format!("127.0.0.1:{p2p_port}"),
-            bootstrap_peers: Vec::new(),
-            api_listen,
             mempool_capacity: options.mempool_capacity,
             snapshot_interval_blocks: 1_000,
+            // The load comes from a few loopback addresses standing for many clients: the
+            // per-address limit would measure the limiter, not the validators.
+            api_requests_per_ip: RateQuota {
+                per_second: LOAD_REQUESTS_PER_IP,
+                burst: LOAD_REQUESTS_PER_IP,
+            },
+            ..NodeConfig::new(
+                format!("v{i}"),
+                PathBuf::from("../genesis.json"),
+                Some(PathBuf::from("validator.key")),
+                PathBuf::from("data"),
+                format!("127.0.0.1:{p2p_port}"),
+                api_listen,
+            )
         };
         let path = home.join("node.json");
         config.save(&path).map_err(|e| file_error(&path, e))?;

@@ -90,11 +90,7 @@ impl ApiBackend for NodeBackend {
                 }
             })??;
         let (reply, answer) = oneshot::channel();
-        let submission = Submission {
-            tx,
-            from_gossip: false,
-            reply: Some(reply),
-        };
+        let submission = Submission::Client { tx, reply };
         self.submissions.try_send(submission).map_err(|e| match e {
             crossbeam_channel::TrySendError::Full(_) => {
                 self.shared.metrics.reject(RejectReason::Overloaded);

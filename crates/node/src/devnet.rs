@@ -165,19 +165,16 @@ pub fn init(options: &InitOptions) -> Result<ChainSpec, NodeError> {
             p2p_address: format!("127.0.0.1:{port}"),
         });
         let api_port = port_of(options.api_base_port, i)?;
-        let config = NodeConfig {
-            name: format!("v{i}"),
-            chain_spec: PathBuf::from("../genesis.json"),
-            key_file: Some(PathBuf::from("validator.key")),
-            data_dir: PathBuf::from("data"),
-            p2p_listen: format!("127.0.0.1:{port}"),
-            bootstrap_peers: Vec::new(),
-            api_listen: format!("127.0.0.1:{api_port}")
+        let config = NodeConfig::new(
+            format!("v{i}"),
+            PathBuf::from("../genesis.json"),
+            Some(PathBuf::from("validator.key")),
+            PathBuf::from("data"),
+            format!("127.0.0.1:{port}"),
+            format!("127.0.0.1:{api_port}")
                 .parse()
                 .expect("bug: a loopback address parses"),
-            mempool_capacity: 50_000,
-            snapshot_interval_blocks: 1_000,
-        };
+        );
         config.save(&home.join("node.json"))?;
     }
     let spec = ChainSpec {

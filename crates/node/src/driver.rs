@@ -18,7 +18,7 @@ use dex_p2p::Topic;
 use dex_storage::RocksStore;
 use dex_types::{Block, Hash, SignedTransaction, TimestampMs};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -44,13 +44,32 @@ pub(crate) enum Control {
     Stop,
 }
 
-/// A transaction offered to the mempool, its signature already checked.
-pub(crate) struct Submission {
-    pub tx: SignedTransaction,
-    /// It came by gossip: the p2p layer forwards it, so it is not published again.
-    pub from_gossip: bool,
-    /// Where the admission result goes (a client waits for it).
-    pub reply: Option<oneshot::Sender<Result<Hash, MempoolError>>>,
+/// Transactions offered to the mempool, their signatures already checked.
+// Most submissions are client transactions, carried inline as they were before batches:
+// boxing them would add an allocation per submission to save channel slots of a few
+// hundred bytes.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Submission {
+    /// A transaction from this node's API: admitted or refused, the answer sent to the
+    /// waiting client, and if admitted gossiped (in a batch) to the other validators.
+    Client {
+        tx: SignedTransaction,
+        reply: oneshot::Sender<Result<Hash, MempoolError>>,
+    },
+    /// The transactions of one gossip batch from a peer. The p2p layer relays the batch
+    /// itself, so they are not gossiped again; [`Shared::gossip_queued_txs`] counts them
+    /// while they wait in the channel.
+    Gossip(Vec<SignedTransaction>),
+}
+
+impl Submission {
+    /// Transactions it carries: the measure of the driver's per-turn budget.
+    fn txs(&self) -> usize {
+        match self {
+            Submission::Client { .. } => 1,
+            Submission::Gossip(txs) => txs.len(),
+        }
+    }
 }
 
 /// What the driver asks the network task to do.
@@ -70,10 +89,43 @@ pub(crate) struct Shared {
     pub pending: RwLock<BTreeSet<Hash>>,
     /// Why the driver stopped, if it stopped on an error.
     pub failure: Mutex<Option<String>>,
+    /// Gossiped transactions waiting in the submission channel. One channel entry may
+    /// carry a whole batch, so the channel's entry bound alone would not bound memory; the
+    /// network side reserves room here before it sends (see [`GOSSIP_QUEUED_TXS_MAX`]).
+    pub gossip_queued_txs: AtomicUsize,
 }
 
-/// Transactions taken from their channel per loop turn, so that consensus traffic waiting
-/// behind them is served within one batch's time.
+/// Most gossiped transactions waiting for the driver; a batch that would go above is
+/// dropped and counted as overload.
+pub(crate) const GOSSIP_QUEUED_TXS_MAX: usize = 16_384;
+
+impl Shared {
+    /// Reserve room for `count` gossiped transactions in the submission channel; `false`
+    /// (nothing reserved) when they would exceed [`GOSSIP_QUEUED_TXS_MAX`].
+    pub fn reserve_gossip(&self, count: usize) -> bool {
+        self.gossip_queued_txs
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                queued
+                    .checked_add(count)
+                    .filter(|total| *total <= GOSSIP_QUEUED_TXS_MAX)
+            })
+            .is_ok()
+    }
+
+    /// Give back the room of `count` gossiped transactions (the driver took them, or the
+    /// send failed).
+    pub fn release_gossip(&self, count: usize) {
+        let before = self.gossip_queued_txs.fetch_sub(count, Ordering::AcqRel);
+        assert!(
+            before >= count,
+            "bug: more gossiped transactions released than reserved"
+        );
+    }
+}
+
+/// Transactions taken from their channel per loop turn (a gossip batch counts as many as it
+/// carries; the turn ends after the submission that reaches it), so that consensus traffic
+/// waiting behind them is served within one batch's time.
 const TX_BATCH: usize = 256;
 /// Consensus inputs taken per loop turn before transactions get their turn.
 const CONTROL_BATCH: usize = 1_024;
@@ -83,6 +135,9 @@ pub(crate) struct Driver {
     pub control: crossbeam_channel::Receiver<Control>,
     pub submissions: crossbeam_channel::Receiver<Submission>,
     pub outgoing: mpsc::Sender<Outgoing>,
+    /// Admitted client transactions for the batching gossip task (never waited on: when
+    /// it is full a transaction is not gossiped, and counted).
+    pub gossip: mpsc::Sender<SignedTransaction>,
     pub committed: crossbeam_channel::Sender<CommittedBlock>,
     pub shared: Arc<Shared>,
     pub timers: BTreeMap<(Instant, u64), Timer>,
@@ -121,10 +176,12 @@ impl Driver {
                     Err(_) => break,
                 }
             }
-            for _ in 0..TX_BATCH {
+            let mut budget = TX_BATCH;
+            while budget > 0 {
                 match self.submissions.try_recv() {
                     Ok(submission) => {
                         worked = true;
+                        budget = budget.saturating_sub(submission.txs());
                         self.on_submission(submission)?;
                     }
                     Err(_) => break,
@@ -200,34 +257,56 @@ impl Driver {
     }
 
     fn on_submission(&mut self, submission: Submission) -> Result<(), dex_chain::ChainError> {
-        let Submission {
-            tx,
-            from_gossip,
-            reply,
-        } = submission;
+        match submission {
+            Submission::Client { tx, reply } => {
+                let admitted = self.admit(tx, false)?;
+                if let Ok(id) = &admitted {
+                    self.shared
+                        .pending
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(*id);
+                }
+                // The client may have gone; the transaction stays admitted either way.
+                let _ = reply.send(admitted);
+            }
+            Submission::Gossip(txs) => {
+                self.shared.release_gossip(txs.len());
+                let mut admitted = Vec::with_capacity(txs.len());
+                for tx in txs {
+                    if let Ok(id) = self.admit(tx, true)? {
+                        admitted.push(id);
+                    }
+                }
+                // One write lock for the whole batch.
+                self.shared
+                    .pending
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(admitted);
+            }
+        }
+        Ok(())
+    }
+
+    /// Offer one verified transaction to the mempool and carry out what follows; a refusal
+    /// is counted.
+    fn admit(
+        &mut self,
+        tx: SignedTransaction,
+        from_gossip: bool,
+    ) -> Result<Result<Hash, MempoolError>, dex_chain::ChainError> {
         self.replica.record_verified(&tx);
         let mut out = Vec::new();
         let result = self.replica.submit(now_ms(), tx, &mut out);
         self.carry_out(out, from_gossip);
         let admitted = result?;
-        match &admitted {
-            Ok(id) => {
-                self.shared
-                    .pending
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(*id);
-            }
-            Err(_) => self
-                .shared
+        if admitted.is_err() {
+            self.shared
                 .metrics
-                .reject(crate::metrics::RejectReason::MempoolRefused),
+                .reject(crate::metrics::RejectReason::MempoolRefused);
         }
-        if let Some(reply) = reply {
-            // The client may have gone; the transaction stays admitted either way.
-            let _ = reply.send(admitted);
-        }
-        Ok(())
+        Ok(admitted)
     }
 
     fn fire_due_timers(&mut self) -> Result<bool, dex_chain::ChainError> {
@@ -259,11 +338,13 @@ impl Driver {
                     });
                 }
                 Action::GossipTransaction(tx) => {
-                    if !from_gossip {
-                        self.send(Outgoing::Publish {
-                            topic: Topic::Transactions,
-                            data: tx.encode(),
-                        });
+                    // The batching task publishes it; if it is behind, the transaction
+                    // still reaches the chain through this node's own proposals.
+                    if !from_gossip && self.gossip.try_send(tx).is_err() {
+                        self.shared
+                            .metrics
+                            .gossip_txs_dropped
+                            .fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 Action::SendDecided { to, .. } => {

@@ -17,6 +17,9 @@ pub enum NodeError {
     /// The node configuration is unusable.
     #[error("node configuration: {0}")]
     Config(String),
+    /// A setting of `node.json` is out of its range.
+    #[error("node configuration: {0}")]
+    Setting(#[from] crate::config::SettingError),
     /// The database could not be opened or read.
     #[error("storage: {0}")]
     Storage(#[from] dex_storage::StorageError),

@@ -4,6 +4,7 @@
 //!   ledger, mempool, RocksDB store), fed by bounded channels;
 //! - [`network`]: libp2p gossip in and out, with every message checked before it is
 //!   relayed or reaches consensus, and block sync;
+//! - [`gossip`]: transaction gossip in batches (wire format and flush policy);
 //! - [`backend`]: the API's [`dex_api::ApiBackend`] over the running node;
 //! - [`metrics`]: Prometheus metrics at `/metrics`;
 //! - [`spec`], [`config`], [`keys`]: the chain spec, the node configuration and the
@@ -18,6 +19,7 @@ pub mod devnet;
 pub(crate) mod driver;
 pub mod error;
 pub mod files;
+pub mod gossip;
 pub mod keys;
 pub mod metrics;
 pub(crate) mod network;
@@ -26,7 +28,7 @@ pub mod spec;
 pub(crate) mod verify;
 
 pub use backend::NodeBackend;
-pub use config::NodeConfig;
+pub use config::{NodeConfig, RateQuota, SettingError};
 pub use error::NodeError;
 pub use keys::ValidatorKey;
 pub use node::{RunningNode, StartInfo, replica_config};

@@ -1,6 +1,6 @@
 //! The node's metrics, rendered in the Prometheus text format after the API's own at
 //! `/metrics`: height, round, commit latency, mempool, transactions and fills per block,
-//! peers, and rejected messages by reason.
+//! peers, transaction gossip batches, and rejected messages by reason.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -78,6 +78,17 @@ pub struct NodeMetrics {
     pub evidence: AtomicU64,
     /// Proposals this node judged invalid.
     pub proposals_invalid: AtomicU64,
+    /// Transaction batches this node published (its clients' transactions).
+    pub gossip_batches_sent: AtomicU64,
+    /// Transactions in the batches this node published.
+    pub gossip_txs_sent: AtomicU64,
+    /// Client transactions not gossiped because the batching queue was full (they stay in
+    /// this node's mempool and reach the chain in its proposals).
+    pub gossip_txs_dropped: AtomicU64,
+    /// Transaction batches from peers accepted (every signature held).
+    pub gossip_batches_received: AtomicU64,
+    /// Transactions in the accepted batches.
+    pub gossip_txs_received: AtomicU64,
     rejected: [AtomicU64; RejectReason::ALL.len()],
     latencies: Mutex<LatencyWindow>,
 }
@@ -215,6 +226,41 @@ impl NodeMetrics {
             "Proposals this node judged invalid.",
             "counter",
             load(&self.proposals_invalid),
+        );
+        gauge(
+            out,
+            "dex_gossip_tx_batches_sent_total",
+            "Transaction batches published (this node's clients' transactions).",
+            "counter",
+            load(&self.gossip_batches_sent),
+        );
+        gauge(
+            out,
+            "dex_gossip_txs_sent_total",
+            "Transactions in the published batches.",
+            "counter",
+            load(&self.gossip_txs_sent),
+        );
+        gauge(
+            out,
+            "dex_gossip_txs_dropped_total",
+            "Client transactions not gossiped because the batching queue was full.",
+            "counter",
+            load(&self.gossip_txs_dropped),
+        );
+        gauge(
+            out,
+            "dex_gossip_tx_batches_received_total",
+            "Transaction batches from peers accepted.",
+            "counter",
+            load(&self.gossip_batches_received),
+        );
+        gauge(
+            out,
+            "dex_gossip_txs_received_total",
+            "Transactions in the accepted batches from peers.",
+            "counter",
+            load(&self.gossip_txs_received),
         );
         let _ = writeln!(
             out,

@@ -2,7 +2,8 @@
 //!
 //! Inbound gossip is checked before it is forwarded or reaches consensus: decoded within
 //! the topic's size limit, signatures verified on all cores (batched, never on the driver
-//! thread), stale or unknown-signer messages refused. The verdict goes back to
+//! thread), stale or unknown-signer messages refused. Transactions arrive in batches
+//! ([`crate::gossip`]); a batch is accepted or refused as a whole. The verdict goes back to
 //! gossipsub, so an invalid message is not relayed and its sender's score drops. Only then
 //! does the message go to the driver, on bounded channels: when the node is saturated a
 //! message is dropped and counted, never queued without limit.
@@ -12,8 +13,8 @@
 //! answers to peers' requests read from the store on the driver thread.
 
 use crate::driver::{Control, Outgoing, Shared, Submission};
+use crate::gossip;
 use crate::metrics::RejectReason;
-use crate::verify::{VerifyQueue, VerifyRefusal};
 use dex_consensus::{CommitCertificate, Message, ValidatorIndex, ValidatorSet};
 use dex_p2p::{GossipMessage, P2pEvent, P2pHandle, PeerId, SyncRequest, Topic, Verdict};
 use dex_types::{Block, SignedTransaction};
@@ -30,6 +31,9 @@ pub(crate) const SYNC_BATCH: u32 = 32;
 const STALL_BEFORE_SYNC: Duration = Duration::from_millis(1_500);
 /// Consensus messages verified at once; more are dropped (and counted).
 pub(crate) const CONSENSUS_VERIFY_IN_FLIGHT_MAX: usize = 1_024;
+/// Transaction batches verified at once: with full batches, 16,384 transactions, several
+/// seconds of the pool's work; more are dropped (and counted).
+pub(crate) const TX_BATCH_VERIFY_IN_FLIGHT_MAX: usize = 64;
 
 /// A decided block with its certificate, as a sync response carries it.
 pub(crate) type SyncEntry = (Vec<u8>, Vec<u8>);
@@ -51,10 +55,12 @@ pub(crate) struct Network {
     pub sync_bytes_max: usize,
     /// Consensus messages being verified at once; more are dropped (and counted).
     pub verify_slots: Arc<Semaphore>,
-    /// Signature checks of a proposal's transactions, on all cores.
+    /// Signature checks of proposals' transactions and of transaction batches, on the
+    /// verification pool.
     pub verifier: TxVerifier,
-    /// The batching stage that verifies gossiped transactions.
-    pub verify_queue: VerifyQueue,
+    /// Transaction batches being decoded and verified at once; more are dropped (and
+    /// counted) without penalty to their senders.
+    pub batch_slots: Arc<Semaphore>,
 }
 
 struct SyncState {
@@ -171,7 +177,7 @@ impl Network {
                     .store(sync.connected.len() as u64, Ordering::Relaxed);
             }
             P2pEvent::Gossip(message) => match message.topic {
-                Topic::Transactions => self.on_gossip_transaction(message).await,
+                Topic::Transactions => self.on_gossip_batch(message).await,
                 Topic::Consensus => self.on_gossip_consensus(message).await,
             },
             P2pEvent::SyncRequested { id, peer, request } => self.serve_sync(id, peer, request),
@@ -194,42 +200,75 @@ impl Network {
         let _ = self.p2p.report_validation(message.ticket(), verdict).await;
     }
 
-    async fn on_gossip_transaction(&self, message: GossipMessage) {
-        let tx = match SignedTransaction::decode(&message.data) {
-            Ok(tx) => tx,
-            Err(_) => {
-                return self
-                    .verdict(&message, Verdict::Reject, Some(RejectReason::Undecodable))
-                    .await;
-            }
+    /// A transaction batch from a peer: decoded and its signatures verified on the
+    /// verification pool (never on this task), then the verdict. Any undecodable
+    /// transaction or bad signature refuses the whole batch, which also penalises its
+    /// sender: an honest node batches only transactions whose signatures it checked, so
+    /// the author or a relay of a bad batch is faulty. A good batch goes to the driver in
+    /// one submission.
+    ///
+    /// Transactions of the batch already in this node's mempool are verified again: the
+    /// mempool is known here only by transaction id, which does not cover the signature,
+    /// so skipping them would let a batch that repeats a pending transaction with a forged
+    /// signature through, and this node would relay it. An honest batch rarely repeats a
+    /// pending transaction (only a client that sent one to two nodes), so this costs
+    /// nothing in practice.
+    async fn on_gossip_batch(&self, message: GossipMessage) {
+        let Ok(permit) = self.batch_slots.clone().try_acquire_owned() else {
+            return self
+                .verdict(&message, Verdict::Ignore, Some(RejectReason::Overloaded))
+                .await;
         };
+        let ticket = message.ticket();
         let p2p = self.p2p.clone();
         let shared = self.shared.clone();
         let submissions = self.submissions.clone();
-        let verify = self.verify_queue.clone();
-        let ticket = message.ticket();
+        let verifier = self.verifier.clone();
+        let data = message.data;
         tokio::spawn(async move {
-            let verdict = match verify.verify(tx).await {
-                Ok(Ok(tx)) => {
-                    let submission = Submission {
-                        tx,
-                        from_gossip: true,
-                        reply: None,
-                    };
-                    if submissions.try_send(submission).is_err() {
+            let checked = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let txs = gossip::decode_tx_batch(&data)?;
+                let forged = verifier
+                    .verify_batch(&txs)
+                    .iter()
+                    .filter(|result| result.is_err())
+                    .count();
+                Ok::<_, gossip::TxBatchError>((txs, forged))
+            })
+            .await;
+            let verdict = match checked {
+                Ok(Ok((txs, 0))) => {
+                    let count = txs.len();
+                    shared
+                        .metrics
+                        .gossip_batches_received
+                        .fetch_add(1, Ordering::Relaxed);
+                    shared
+                        .metrics
+                        .gossip_txs_received
+                        .fetch_add(count as u64, Ordering::Relaxed);
+                    if !shared.reserve_gossip(count) {
+                        shared.metrics.reject(RejectReason::Overloaded);
+                    } else if submissions.try_send(Submission::Gossip(txs)).is_err() {
+                        shared.release_gossip(count);
                         shared.metrics.reject(RejectReason::Overloaded);
                     }
+                    // Valid whether or not this node had room for it: the peers get it.
                     Verdict::Accept
                 }
-                Ok(Err(_)) => {
+                Ok(Ok((_, forged))) => {
+                    tracing::debug!(forged, "a transaction batch with bad signatures");
                     shared.metrics.reject(RejectReason::BadSignature);
                     Verdict::Reject
                 }
-                Err(VerifyRefusal::Overloaded) => {
-                    shared.metrics.reject(RejectReason::Overloaded);
-                    Verdict::Ignore
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "an undecodable transaction batch");
+                    shared.metrics.reject(RejectReason::Undecodable);
+                    Verdict::Reject
                 }
-                Err(VerifyRefusal::Stopped) => Verdict::Ignore,
+                // The runtime is stopping or the pool panicked: no judgement.
+                Err(_) => Verdict::Ignore,
             };
             let _ = p2p.report_validation(ticket, verdict).await;
         });

@@ -5,8 +5,10 @@ use crate::backend::NodeBackend;
 use crate::config::NodeConfig;
 use crate::driver::{self, Control, Driver, Shared};
 use crate::error::NodeError;
+use crate::gossip::{self, BatchLimits};
 use crate::keys::ValidatorKey;
-use crate::network::{CONSENSUS_VERIFY_IN_FLIGHT_MAX, Network};
+use crate::metrics::NodeMetrics;
+use crate::network::{CONSENSUS_VERIFY_IN_FLIGHT_MAX, Network, TX_BATCH_VERIFY_IN_FLIGHT_MAX};
 use crate::spec::ChainSpec;
 use crate::verify::VerifyQueue;
 use dex_api::wire::ValidatorView;
@@ -17,6 +19,7 @@ use dex_storage::{ChainStore, ChainStoreConfig, RocksConfig, RocksStore};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
@@ -26,6 +29,8 @@ const CONTROL_CAPACITY: usize = 16_384;
 const SUBMISSION_CAPACITY: usize = 16_384;
 /// Sends waiting for the network task.
 const OUTGOING_CAPACITY: usize = 16_384;
+/// Admitted client transactions waiting for the batching gossip task.
+const GOSSIP_CAPACITY: usize = 16_384;
 /// Transactions waiting for their signature check.
 const VERIFY_QUEUE_CAPACITY: usize = 16_384;
 /// Decompressed trader keys kept by the verifier.
@@ -72,17 +77,20 @@ pub fn replica_config(spec: &ChainSpec, config: &NodeConfig) -> ReplicaConfig {
 }
 
 impl RunningNode {
-    /// Start a node from its configuration. Must be called inside a tokio runtime.
+    /// Start a node from its configuration, the API's limits from its settings. Must be
+    /// called inside a tokio runtime.
     pub async fn start(config: NodeConfig) -> Result<(RunningNode, StartInfo), NodeError> {
-        RunningNode::start_with_api(config, ApiConfig::default()).await
+        let api = config.api_config();
+        RunningNode::start_with_api(config, api).await
     }
 
-    /// [`RunningNode::start`] with the API's limits given (tests and benchmarks loosen the
-    /// per-client rate limits).
+    /// [`RunningNode::start`] with the API's limits given, in place of the configuration's
+    /// (tests and benchmarks loosen the per-client rate limits).
     pub async fn start_with_api(
         config: NodeConfig,
         api: ApiConfig,
     ) -> Result<(RunningNode, StartInfo), NodeError> {
+        config.validate()?;
         let spec = ChainSpec::load(&config.chain_spec)?;
         let key = config
             .key_file
@@ -150,6 +158,7 @@ impl RunningNode {
         let (control_tx, control_rx) = crossbeam_channel::bounded(CONTROL_CAPACITY);
         let (submit_tx, submit_rx) = crossbeam_channel::bounded(SUBMISSION_CAPACITY);
         let (outgoing_tx, outgoing_rx) = tokio::sync::mpsc::channel(OUTGOING_CAPACITY);
+        let (gossip_tx, gossip_rx) = tokio::sync::mpsc::channel(GOSSIP_CAPACITY);
         let (committed_tx, committed_rx) = crossbeam_channel::bounded(COMMITTED_CAPACITY);
 
         let publisher_hub = hub.clone();
@@ -165,6 +174,7 @@ impl RunningNode {
             control: control_rx,
             submissions: submit_rx,
             outgoing: outgoing_tx,
+            gossip: gossip_tx,
             committed: committed_tx,
             shared: shared.clone(),
             timers: BTreeMap::new(),
@@ -206,13 +216,17 @@ impl RunningNode {
         p2p_config.validator_peers = spec.validator_peers();
         p2p_config.gossip.heartbeat_interval = Duration::from_millis(250);
         p2p_config.redial_interval = Duration::from_secs(1);
+        // Transactions travel in batches; the topic's limit is the largest batch.
+        p2p_config.gossip.max_transaction_bytes = gossip::TX_BATCH_BYTES_MAX;
         let consensus_bytes_max = p2p_config.gossip.max_consensus_bytes;
         let sync_bytes_max = p2p_config.sync.max_response_bytes;
         let (p2p, events) = dex_p2p::spawn(p2p_config).await?;
 
-        // One verification pool for the node, a thread per core; the key cache holds the
-        // active traders' decompressed keys.
-        let verifier = dex_verify::TxVerifier::new(0, VERIFY_KEY_CACHE);
+        // One verification pool for the node, a thread per core unless the configuration
+        // says otherwise (0 asks for one per core); the key cache holds the active
+        // traders' decompressed keys.
+        let verifier =
+            dex_verify::TxVerifier::new(config.verify_threads.unwrap_or(0), VERIFY_KEY_CACHE);
         let verify_queue = VerifyQueue::start(verifier.clone(), VERIFY_QUEUE_CAPACITY);
         let network = Network {
             p2p: p2p.clone(),
@@ -228,9 +242,20 @@ impl RunningNode {
             sync_bytes_max,
             verify_slots: Arc::new(Semaphore::new(CONSENSUS_VERIFY_IN_FLIGHT_MAX)),
             verifier: verifier.clone(),
-            verify_queue: verify_queue.clone(),
+            batch_slots: Arc::new(Semaphore::new(TX_BATCH_VERIFY_IN_FLIGHT_MAX)),
         };
         tokio::spawn(network.run());
+        let gossip_p2p = p2p.clone();
+        let gossip_shared = shared.clone();
+        tokio::spawn(gossip::run_tx_gossip(
+            gossip_rx,
+            BatchLimits::default(),
+            move |batch| {
+                let p2p = gossip_p2p.clone();
+                let shared = gossip_shared.clone();
+                async move { publish_batch(&p2p, &shared.metrics, batch).await }
+            },
+        ));
 
         let backend = Arc::new(NodeBackend {
             hub: hub.clone(),
@@ -334,6 +359,20 @@ impl RunningNode {
             }
         }
         Ok(())
+    }
+}
+
+/// Publish a transaction batch on its topic, counted.
+async fn publish_batch(p2p: &P2pHandle, metrics: &NodeMetrics, batch: gossip::EncodedBatch) {
+    let txs = u64::try_from(batch.txs).unwrap_or(u64::MAX);
+    match p2p.publish(dex_p2p::Topic::Transactions, batch.bytes).await {
+        Ok(_) => {
+            metrics.gossip_batches_sent.fetch_add(1, Ordering::Relaxed);
+            metrics.gossip_txs_sent.fetch_add(txs, Ordering::Relaxed);
+        }
+        // No peer yet, or the node is stopping: the transactions stay in this node's
+        // mempool and reach the chain in its own proposals.
+        Err(error) => tracing::debug!(%error, txs, "transaction batch not published"),
     }
 }
 

@@ -1,7 +1,8 @@
-//! The node's signature-verification stage: transactions from clients and from gossip
-//! queue here, and one task verifies whatever has queued as one batch on all cores
+//! The node's signature-verification stage for client submissions: transactions from the
+//! API queue here, and one task verifies whatever has queued as one batch on all cores
 //! ([`TxVerifier::verify_batch`]). Under load batches grow, so the per-batch overhead
-//! vanishes; when idle a lone transaction is verified at once. The queue is bounded: when
+//! vanishes; when idle a lone transaction is verified at once. (Gossip arrives already in
+//! batches, which the network task verifies whole: see [`crate::gossip`].) The queue is bounded: when
 //! it is full a transaction is refused as "overloaded" rather than queued without limit.
 
 use dex_types::{SignatureError, SignedTransaction};

@@ -3,7 +3,8 @@
 //! a temporary directory, SIGKILLs and restarts processes, and checks what the chain
 //! promises: every committed transaction is in the same block on every validator, the
 //! validators agree on every block hash and state root, the chain survives one crash and
-//! stops (without forking) at two, and bad gossip is refused and penalised.
+//! stops (without forking) at two, and bad gossip is refused and penalised (a transaction
+//! batch with one bad signature among good ones included) while good batches commit.
 //!
 //! The tests take turns (a shared lock): four validators already fill a two-core
 //! machine, and two clusters at once would only make both slow.
@@ -12,6 +13,7 @@ mod support;
 
 use dex_api::wire::{BlockView, TxState};
 use dex_consensus::{Height, Message, Round, ValidatorIndex, Vote, VoteType};
+use dex_node::gossip::{TX_BATCH_BYTES_MAX, encode_tx_batch};
 use dex_p2p::{P2pConfig, P2pEvent, P2pHandle, Topic, Verdict};
 use dex_types::{Block, MarketId, Side, SignedTransaction, TimestampMs};
 use std::collections::{BTreeMap, BTreeSet};
@@ -430,6 +432,8 @@ impl TestPeer {
         config.validator_peers = cluster.spec.validator_peers();
         config.gossip.heartbeat_interval = Duration::from_millis(250);
         config.redial_interval = Duration::from_millis(500);
+        // The validators' limit: transactions travel in batches.
+        config.gossip.max_transaction_bytes = TX_BATCH_BYTES_MAX;
         if oversize_limits {
             // Its own limits let it publish what the validators' limits refuse.
             config.gossip.max_transaction_bytes *= 2;
@@ -536,12 +540,20 @@ fn n4_bad_gossip_is_refused_and_penalised_while_the_chain_commits() {
         garbler.publish(Topic::Transactions, garbage(200, 1)).await;
         garbler.publish(Topic::Consensus, garbage(300, 2)).await;
 
-        // Badly signed: a real order with one signature bit flipped, and a vote for a
-        // coming height claiming to be validator 0's, signed by another key (three
-        // heights ahead, so it is not yet stale when it arrives).
-        let mut forged = sign_orders(&cluster, &[2], 1, 1).await.remove(0).remove(0);
+        // Badly signed: a batch of two good orders and one with a signature bit flipped,
+        // and a vote for a coming height claiming to be validator 0's, signed by another
+        // key (three heights ahead, so it is not yet stale when it arrives). The whole
+        // batch is refused: its good orders are not admitted from it.
+        let mut trader_2 = sign_orders(&cluster, &[2], 7, 1).await.remove(0);
+        let mut forged = trader_2.pop().expect("seven orders");
         forged.signature[10] ^= 0x01;
-        forger.publish(Topic::Transactions, forged.encode()).await;
+        let good_batch = trader_2;
+        forger
+            .publish(
+                Topic::Transactions,
+                encode_tx_batch(&[good_batch[0].clone(), good_batch[1].clone(), forged.clone()]),
+            )
+            .await;
         let outsider = ed25519_dalek::SigningKey::from_bytes(&[0x5a; 32]);
         let vote = Vote {
             chain_id,
@@ -562,10 +574,7 @@ fn n4_bad_gossip_is_refused_and_penalised_while_the_chain_commits() {
         // Oversized: one byte over each topic's limit on the validators.
         let defaults = dex_p2p::GossipConfig::default();
         bloater
-            .publish(
-                Topic::Transactions,
-                garbage(defaults.max_transaction_bytes + 1, 3),
-            )
+            .publish(Topic::Transactions, garbage(TX_BATCH_BYTES_MAX + 1, 3))
             .await;
         bloater
             .publish(
@@ -577,14 +586,20 @@ fn n4_bad_gossip_is_refused_and_penalised_while_the_chain_commits() {
         // Replayed: the committed order's exact bytes (a gossip duplicate), another order
         // under the committed order's nonce, and a vote for a long-decided height.
         replayer
-            .publish(Topic::Transactions, original.encode())
+            .publish(
+                Topic::Transactions,
+                encode_tx_batch(std::slice::from_ref(&original)),
+            )
             .await;
         let mut same_nonce = sign_orders(&cluster, &[1], 2, 1).await.remove(0).remove(1);
         same_nonce.tx.nonce = original.tx.nonce;
         let same_nonce = cluster.trader(1).sign(same_nonce.tx).expect("signing");
         assert_ne!(same_nonce.hash(), original.hash());
         replayer
-            .publish(Topic::Transactions, same_nonce.encode())
+            .publish(
+                Topic::Transactions,
+                encode_tx_batch(std::slice::from_ref(&same_nonce)),
+            )
             .await;
         let old_vote = Vote {
             chain_id,
@@ -634,6 +649,38 @@ fn n4_bad_gossip_is_refused_and_penalised_while_the_chain_commits() {
             "refusals not counted in /metrics: {missing:?}"
         );
 
+        // A good batch from the honest peer: every order in it commits, the two that
+        // were in the refused batch among them.
+        honest
+            .publish(Topic::Transactions, encode_tx_batch(&good_batch))
+            .await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut good_heights = Vec::new();
+        for tx in &good_batch {
+            let status = support::wait_committed(
+                cluster.http(),
+                &cluster.urls[3],
+                &tx.hash().to_hex(),
+                deadline,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("an order of the good batch: {e}"));
+            let outcome = status.outcome.expect("a committed outcome");
+            assert!(
+                outcome.ok,
+                "an order of the good batch was rejected: {outcome:?}"
+            );
+            good_heights.push(outcome.height);
+        }
+        for i in &all {
+            let now = cluster.metrics(*i).await.expect("metrics");
+            let batches = now.get("dex_gossip_tx_batches_received_total")
+                - before[*i].get("dex_gossip_tx_batches_received_total");
+            // The replayer's and the honest peer's batches (a duplicate may be dropped by
+            // gossipsub before it reaches the host; the honest batch never is).
+            assert!(batches >= 1, "v{i} accepted no transaction batch");
+        }
+
         // The peers whose messages were invalid are banned by every validator (their
         // redials refused); the honest peer and the replayer, whose messages were only
         // useless, stay connected.
@@ -670,8 +717,9 @@ fn n4_bad_gossip_is_refused_and_penalised_while_the_chain_commits() {
 
         // The chain went on, identical everywhere, and the replays changed nothing: the
         // original order is in its block once, the second order under its nonce nowhere.
+        let last_good = good_heights.iter().copied().max().expect("six orders");
         cluster
-            .wait_height(&all, height + 5, Duration::from_secs(60))
+            .wait_height(&all, (height + 5).max(last_good), Duration::from_secs(60))
             .await;
         let top = cluster.min_height(&all).await;
         let blocks = cluster.assert_same_blocks(&all, 1..=top).await;
@@ -682,6 +730,9 @@ fn n4_bad_gossip_is_refused_and_penalised_while_the_chain_commits() {
         );
         assert!(!committed.contains_key(&same_nonce.hash().to_hex()));
         assert!(!committed.contains_key(&forged.hash().to_hex()));
+        for (tx, height) in good_batch.iter().zip(&good_heights) {
+            assert_eq!(committed.get(&tx.hash().to_hex()), Some(height));
+        }
         let status = support::tx_status(
             cluster.http(),
             &cluster.urls[0],

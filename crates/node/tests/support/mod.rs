@@ -572,7 +572,7 @@ pub async fn tx_status(
 }
 
 /// Poll a known transaction until it is committed (bounded by `deadline` and a count).
-async fn wait_committed(
+pub async fn wait_committed(
     http: &reqwest::Client,
     url: &str,
     hash: &str,
