@@ -40,8 +40,8 @@
 //! Inputs of fewer than [`INLINE_TXS_MAX`] transactions are checked as one chunk on the
 //! calling thread: at a moderate arrival rate the pool's threads are asleep, and waking
 //! them cost more than splitting a small input saved (`sigrules_small`). Chunks with fewer
-//! than [`BATCH_TXS_MIN`] keys that pass are checked item by item: a batch of two or three
-//! costs about as much as their single checks.
+//! than [`BATCH_TXS_MIN`] keys that pass are checked item by item: a batch of two costs
+//! about as much as their single checks.
 //!
 //! ## Why this design
 //! - A dedicated [`rayon::ThreadPool`], not the global one: the node's other CPU-heavy
@@ -76,21 +76,23 @@ use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-/// The most transactions one ZIP-215 batch checks. Measured (`sigrules`, one thread):
-/// about 43 k/s in batches of 16, 53 k/s of 128, 57 k/s of 256, 64 k/s of 512, 74 k/s of
-/// 1,024. Past 512 the gain no longer pays for a dearer fallback (one invalid signature
-/// costs single checks of its whole chunk) and coarser spreading of mid-sized inputs.
+/// The most transactions one ZIP-215 batch checks. Measured (`sigrules`, one thread, four
+/// runs on a shared machine): 40–43 k/s in batches of 16, 41–46 k/s of 64, 47–53 k/s of
+/// 128, 48–57 k/s of 256, 51–64 k/s of 512, 59–74 k/s of 1,024. Past 512 the gain no
+/// longer pays for a dearer fallback (one invalid signature costs single checks of its
+/// whole chunk) and a coarser spread of mid-sized inputs over the threads.
 pub const CHUNK_TXS_MAX: usize = 512;
 
 /// Inputs shorter than this are verified as one chunk on the calling thread, without
-/// waking the pool. Measured after 2 ms of idleness (`sigrules_small`, two threads): the
-/// pool costs about 100 µs more than the calling thread for 2 transactions, breaks even
-/// near 16 and wins from 32.
-pub const INLINE_TXS_MAX: usize = 16;
+/// waking the pool. Measured after 2 ms of idleness (`sigrules_small`, a two-thread pool,
+/// four runs on a shared machine): for 2 transactions the pool took more than twice as
+/// long; up to 16 one batch on the calling thread was as fast or faster in every run; at
+/// 32 it was faster in three runs of four.
+pub const INLINE_TXS_MAX: usize = 32;
 
-/// Chunks with fewer keys that pass than this are checked item by item, not as a batch:
-/// a batch of 2 cost about 10% more than 2 single checks, a batch of 4 about 15% less
-/// than 4 (`sigrules_small`).
+/// Chunks with fewer keys that pass than this are checked item by item, not as a batch: a
+/// batch of 2 cost about as much as 2 single checks (within 10%, either way), a batch of
+/// 4 about 15–25% less than 4 single checks in three runs of four (`sigrules_small`).
 pub const BATCH_TXS_MIN: usize = 3;
 
 /// Parallel batch signature verification with a shared cache of checked keys. Cheap to
