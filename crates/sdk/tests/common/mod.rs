@@ -79,6 +79,10 @@ impl Devnet {
             api_listen: "127.0.0.1:0".parse().unwrap(),
             mempool_capacity: 10_000,
             snapshot_interval_blocks: 100,
+            verify_threads: None,
+            // The API below is started with `config`; the node's copies say the same.
+            api_requests_per_ip: config.per_ip.into(),
+            api_submissions_per_account: config.per_account.into(),
         };
         let (node, _) = RunningNode::start_with_api(node_config, config)
             .await
