@@ -27,7 +27,7 @@ use dex_types::{
     AccountId, Action, BatchLeg, BlockHeader, ClientOrderId, Hash, Market, MarketId, OrderId,
     OrderRequest, PriceTicks, Side, SignedTransaction, SizeLots, TimestampMs,
 };
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 /// One level in ticks and lots: price, total size, order count.
@@ -138,7 +138,9 @@ struct MarketBook {
     asks: BTreeMap<PriceTicks, Level>,
     next_priority: u64,
     seq: u64,
-    changed: BTreeSet<(Side, PriceTicks)>,
+    /// Levels changed in this block, with repeats; sorted and deduplicated when the block
+    /// closes (cheaper than a set insert per event).
+    changed: Vec<(Side, PriceTicks)>,
     diffs: VecDeque<Arc<BookView>>,
 }
 
@@ -152,7 +154,7 @@ impl MarketBook {
             asks: BTreeMap::new(),
             next_priority: 0,
             seq: 0,
-            changed: BTreeSet::new(),
+            changed: Vec::new(),
             diffs: VecDeque::new(),
         }
     }
@@ -180,7 +182,7 @@ impl MarketBook {
         let level = self.ladder(side).entry(price).or_default();
         level.size = level.size.saturating_add(remaining.0);
         level.queue.insert(priority, id);
-        self.changed.insert((side, price));
+        self.changed.push((side, price));
         self.resting.insert(
             id,
             RestingOrder {
@@ -203,7 +205,7 @@ impl MarketBook {
                 ladder.remove(&order.price);
             }
         }
-        self.changed.insert((order.side, order.price));
+        self.changed.push((order.side, order.price));
         Some(order)
     }
 
@@ -221,7 +223,7 @@ impl MarketBook {
         if let Some(level) = self.ladder(side).get_mut(&price) {
             level.size = level.size.saturating_sub(old.0).saturating_add(remaining.0);
         }
-        self.changed.insert((side, price));
+        self.changed.push((side, price));
     }
 
     fn levels(&self, side: Side) -> Box<dyn Iterator<Item = (PriceTicks, &Level)> + '_> {
@@ -270,7 +272,10 @@ impl MarketBook {
             return None;
         }
         self.seq += 1;
-        let changed = std::mem::take(&mut self.changed);
+        // Taken and put back so the buffer's capacity serves the next block.
+        let mut changed = std::mem::take(&mut self.changed);
+        changed.sort_unstable();
+        changed.dedup();
         let mut bids = Vec::new();
         let mut asks = Vec::new();
         // Bids best (highest) first, asks best (lowest) first, like a snapshot.
@@ -284,6 +289,8 @@ impl MarketBook {
                 asks.push(self.level_view(price, self.asks.get(&price)));
             }
         }
+        changed.clear();
+        self.changed = changed;
         let diff = Arc::new(BookView {
             market: self.market.id().0,
             seq: self.seq,
@@ -338,18 +345,44 @@ pub struct ChainIndex {
     time: TimestampMs,
     head: Option<BlockHeader>,
     books: BTreeMap<MarketId, MarketBook>,
-    records: BTreeMap<u64, OrderRecord>,
+    // Looked up by key only, never iterated: hash maps (a lookup per event in blocks of
+    // thousands of orders; no order can leak into any output).
+    records: HashMap<u64, OrderRecord>,
     next_record: u64,
-    by_order: BTreeMap<OrderId, u64>,
+    by_order: HashMap<OrderId, u64>,
     by_client: BTreeMap<(AccountId, ClientOrderId), u64>,
     open_by_account: BTreeMap<AccountId, BTreeSet<OrderId>>,
     finished: VecDeque<(u64, u64)>,
-    txs: BTreeMap<Hash, TxOutcomeView>,
+    txs: HashMap<Hash, TxSlot>,
     tx_order: VecDeque<(u64, Hash)>,
     fills: BTreeMap<AccountId, VecDeque<FillView>>,
     fill_recency: BTreeSet<(u64, AccountId)>,
     trades: BTreeMap<MarketId, VecDeque<TradeView>>,
     feeds: VecDeque<Arc<BlockFeed>>,
+    /// Per-block scratch buffers, kept for their capacity.
+    scratch: Scratch,
+}
+
+/// Where a retained transaction outcome lives.
+#[derive(Debug)]
+enum TxSlot {
+    /// In the retained feed of this height, at this index of its view's outcomes: under
+    /// load the count cap drops outcomes before their block's feed, so most are never
+    /// copied out of the feed.
+    InFeed { height: u64, index: usize },
+    /// Copied out when its feed was dropped.
+    Owned(TxOutcomeView),
+}
+
+/// Buffers [`ChainIndex::apply`] fills and empties in every block.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// Which transaction each event belongs to (None: start of block).
+    event_tx: Vec<Option<usize>>,
+    /// Records touched by the block, with repeats until sorted and deduplicated.
+    touched: Vec<u64>,
+    /// (transaction, record) pairs, with repeats until sorted and deduplicated.
+    tx_touched: Vec<(usize, u64)>,
 }
 
 impl ChainIndex {
@@ -367,18 +400,19 @@ impl ChainIndex {
             time: ledger.last_block_time(),
             head: None,
             books: BTreeMap::new(),
-            records: BTreeMap::new(),
+            records: HashMap::new(),
             next_record: 0,
-            by_order: BTreeMap::new(),
+            by_order: HashMap::new(),
             by_client: BTreeMap::new(),
             open_by_account: BTreeMap::new(),
             finished: VecDeque::new(),
-            txs: BTreeMap::new(),
+            txs: HashMap::new(),
             tx_order: VecDeque::new(),
             fills: BTreeMap::new(),
             fill_recency: BTreeSet::new(),
             trades: BTreeMap::new(),
             feeds: VecDeque::new(),
+            scratch: Scratch::default(),
             chain,
         };
         let mut open = ledger.open_orders();
@@ -458,7 +492,7 @@ impl ChainIndex {
         OrderStatusView {
             order_id: record.order_id.map(|id| id.0),
             client_order_id: record.client_order_id.map(|id| id.0),
-            account: record.account.to_hex(),
+            account: hex_lower(&record.account.0),
             market: record.market.0,
             side: SideView::from(record.side),
             price: market.map_or_else(Default::default, |m| convert::price(m, record.price)),
@@ -467,7 +501,7 @@ impl ChainIndex {
             filled: dec(record.filled),
             state: record.state,
             reason: record.reason.clone(),
-            tx_hash: record.tx_hash.to_hex(),
+            tx_hash: hex_lower(&record.tx_hash.0),
             created_height: record.created_height,
             updated_height: record.updated_height,
         }
@@ -488,8 +522,11 @@ impl ChainIndex {
         // Execution gives one outcome per transaction, in block order: the i-th outcome
         // is the i-th transaction's (no need to hash every transaction again).
         let txs: &[SignedTransaction] = &block.block.txs;
+        let mut scratch = std::mem::take(&mut self.scratch);
         // Which transaction each event belongs to (None: start of block).
-        let mut event_tx: Vec<Option<usize>> = vec![None; result.events.len()];
+        let event_tx = &mut scratch.event_tx;
+        event_tx.clear();
+        event_tx.resize(result.events.len(), None);
         for (i, outcome) in result.outcomes.iter().enumerate() {
             let range =
                 outcome.first_event as usize..(outcome.end_event as usize).min(event_tx.len());
@@ -497,17 +534,19 @@ impl ChainIndex {
                 *slot = Some(i);
             }
         }
-        let mut touched: BTreeSet<u64> = BTreeSet::new();
-        let mut tx_touched: Vec<BTreeSet<u64>> = vec![BTreeSet::new(); result.outcomes.len()];
+        let touched = &mut scratch.touched;
+        let tx_touched = &mut scratch.tx_touched;
+        touched.clear();
+        tx_touched.clear();
         let mut fills_out: BTreeMap<AccountId, Vec<FillView>> = BTreeMap::new();
         let mut trades_out: BTreeMap<u32, Vec<TradeView>> = BTreeMap::new();
 
         for (e, event) in result.events.iter().enumerate() {
             let tx_hash = event_tx[e].map_or(Hash::ZERO, |i| result.outcomes[i].tx);
-            let mut hit = |key: u64, touched: &mut BTreeSet<u64>| {
-                touched.insert(key);
+            let mut hit = |key: u64, touched: &mut Vec<u64>| {
+                touched.push(key);
                 if let Some(i) = event_tx[e] {
-                    tx_touched[i].insert(key);
+                    tx_touched.push((i, key));
                 }
             };
             match event {
@@ -544,7 +583,7 @@ impl ChainIndex {
                         .entry(*account)
                         .or_default()
                         .insert(*order_id);
-                    hit(key, &mut touched);
+                    hit(key, touched);
                 }
                 LedgerEvent::OrderRested {
                     order_id,
@@ -566,7 +605,7 @@ impl ChainIndex {
                         r.remaining = *remaining;
                         r.state = OrderState::Open;
                     }) {
-                        hit(key, &mut touched);
+                        hit(key, touched);
                     }
                 }
                 LedgerEvent::Fill { index } => {
@@ -589,7 +628,7 @@ impl ChainIndex {
                                 r.state = OrderState::Filled;
                             }
                         }) {
-                            hit(key, &mut touched);
+                            hit(key, touched);
                         }
                     }
                     if let Some(market) = self.chain.market(fill.market) {
@@ -617,7 +656,7 @@ impl ChainIndex {
                         r.state = OrderState::Cancelled;
                         r.reason = Some(cause_name(*cause).to_string());
                     }) {
-                        hit(key, &mut touched);
+                        hit(key, touched);
                     }
                 }
                 LedgerEvent::OrderExpired {
@@ -630,7 +669,7 @@ impl ChainIndex {
                         r.remaining = SizeLots::ZERO;
                         r.state = OrderState::Expired;
                     }) {
-                        hit(key, &mut touched);
+                        hit(key, touched);
                     }
                 }
                 LedgerEvent::OrderReduced {
@@ -647,7 +686,7 @@ impl ChainIndex {
                         r.remaining = *remaining;
                         r.size = r.filled.checked_add(*remaining).unwrap_or(r.size);
                     }) {
-                        hit(key, &mut touched);
+                        hit(key, touched);
                     }
                 }
                 LedgerEvent::OrderReplaced {
@@ -670,7 +709,7 @@ impl ChainIndex {
                         r.remaining = *size;
                         r.size = r.filled.checked_add(*size).unwrap_or(r.size);
                     }) {
-                        hit(key, &mut touched);
+                        hit(key, touched);
                     }
                 }
                 LedgerEvent::Transferred { .. }
@@ -707,17 +746,21 @@ impl ChainIndex {
                     continue;
                 };
                 let key = self.insert_rejected(signed, request, rejection, outcome.tx, height);
-                touched.insert(key);
-                tx_touched[i].insert(key);
+                touched.push(key);
+                tx_touched.push((i, key));
             }
         }
 
         // Close the block: records that left the book, book diffs.
         let mut orders_out: BTreeMap<AccountId, Vec<OrderStatusView>> = BTreeMap::new();
         // Each touched order's view, made once: the account feed and the transaction
-        // outcomes both carry it.
-        let mut views: BTreeMap<u64, OrderStatusView> = BTreeMap::new();
-        for key in &touched {
+        // outcomes both carry it. `views[i]` is the view of `touched[i]`, in key order.
+        touched.sort_unstable();
+        touched.dedup();
+        tx_touched.sort_unstable();
+        tx_touched.dedup();
+        let mut views: Vec<OrderStatusView> = Vec::with_capacity(touched.len());
+        for key in touched.iter() {
             let record = &self.records[key];
             if record.state != OrderState::Open {
                 if let Some(id) = record.order_id
@@ -730,12 +773,7 @@ impl ChainIndex {
                 }
                 self.finished.push_back((height, *key));
             }
-            let view = self.record_view(record);
-            orders_out
-                .entry(record.account)
-                .or_default()
-                .push(view.clone());
-            views.insert(*key, view);
+            views.push(self.record_view(record));
         }
         let keep = self.config.diffs_per_market;
         let books: Vec<Arc<BookView>> = self
@@ -744,11 +782,16 @@ impl ChainIndex {
             .filter_map(|book| book.finish_block(height, keep))
             .collect();
 
+        // `tx_touched` is sorted by transaction: each outcome's records are the next run.
+        let mut runs = tx_touched.as_slice();
         let outcomes: Vec<TxOutcomeView> = result
             .outcomes
             .iter()
             .enumerate()
             .map(|(i, outcome)| {
+                let end = runs.iter().take_while(|(tx, _)| *tx == i).count();
+                let (run, rest) = runs.split_at(end);
+                runs = rest;
                 let (ok, code, message) = match &outcome.result {
                     Ok(()) => (true, None, None),
                     Err(r) => (
@@ -758,7 +801,7 @@ impl ChainIndex {
                     ),
                 };
                 TxOutcomeView {
-                    tx_hash: outcome.tx.to_hex(),
+                    tx_hash: hex_lower(&outcome.tx.0),
                     height,
                     ok,
                     code,
@@ -772,18 +815,24 @@ impl ChainIndex {
                             message: r.to_string(),
                         })
                         .collect(),
-                    orders: tx_touched[i]
+                    orders: run
                         .iter()
-                        .map(|key| match views.get(key) {
-                            Some(view) => view.clone(),
-                            None => self.record_view(&self.records[key]),
+                        .map(|(_, key)| match touched.binary_search(key) {
+                            Ok(at) => views[at].clone(),
+                            Err(_) => self.record_view(&self.records[key]),
                         })
                         .collect(),
                 }
             })
             .collect();
-        for (outcome, view) in result.outcomes.iter().zip(&outcomes) {
-            self.txs.insert(outcome.tx, view.clone());
+        // The account feed is the views' last reader: it takes them, in key order.
+        for (key, view) in touched.iter().zip(views) {
+            let account = self.records[key].account;
+            orders_out.entry(account).or_default().push(view);
+        }
+        for (index, outcome) in result.outcomes.iter().enumerate() {
+            self.txs
+                .insert(outcome.tx, TxSlot::InFeed { height, index });
             self.tx_order.push_back((height, outcome.tx));
         }
         for (account, views) in &fills_out {
@@ -799,7 +848,7 @@ impl ChainIndex {
 
         let view = BlockView {
             header: convert::header(&block.block.header),
-            certificate: block.certificate.as_ref().map(hex::encode),
+            certificate: block.certificate.as_deref().map(hex_lower),
             txs: outcomes,
             committed_items: result.committed.len() as u32,
         };
@@ -815,6 +864,7 @@ impl ChainIndex {
             orders: orders_out,
         });
         self.feeds.push_back(feed.clone());
+        self.scratch = scratch;
         self.evict(height);
         Ok(feed)
     }
@@ -887,10 +937,30 @@ impl ChainIndex {
     }
 
     fn evict(&mut self, height: u64) {
-        while self.feeds.len() > self.config.retained_blocks {
-            self.feeds.pop_front();
-        }
         let horizon = height.saturating_sub(self.config.order_retention_blocks);
+        // Outcomes first: those dropped here need no copy out of their feed below.
+        while let Some(&(at, hash)) = self.tx_order.front() {
+            if at > horizon && self.tx_order.len() <= self.config.retained_txs {
+                break;
+            }
+            self.tx_order.pop_front();
+            self.txs.remove(&hash);
+        }
+        while self.feeds.len() > self.config.retained_blocks {
+            let Some(feed) = self.feeds.pop_front() else {
+                break;
+            };
+            for (index, view) in feed.view.txs.iter().enumerate() {
+                let Some(hash) = feed.block.result.outcomes.get(index).map(|o| o.tx) else {
+                    continue;
+                };
+                if let Some(slot) = self.txs.get_mut(&hash)
+                    && matches!(*slot, TxSlot::InFeed { height: h, index: i } if h == feed.height() && i == index)
+                {
+                    *slot = TxSlot::Owned(view.clone());
+                }
+            }
+        }
         while let Some(&(at, key)) = self.finished.front() {
             if at > horizon && self.finished.len() <= self.config.retained_orders {
                 break;
@@ -908,13 +978,6 @@ impl ChainIndex {
                     self.by_client.remove(&(record.account, cid));
                 }
             }
-        }
-        while let Some(&(at, hash)) = self.tx_order.front() {
-            if at > horizon && self.tx_order.len() <= self.config.retained_txs {
-                break;
-            }
-            self.tx_order.pop_front();
-            self.txs.remove(&hash);
         }
     }
 
@@ -1040,7 +1103,10 @@ impl ChainIndex {
 
     /// The outcome of a committed transaction within the retention window.
     pub fn tx(&self, hash: &Hash) -> Option<TxOutcomeView> {
-        self.txs.get(hash).cloned()
+        match self.txs.get(hash)? {
+            TxSlot::InFeed { height, index } => self.feed(*height)?.view.txs.get(*index).cloned(),
+            TxSlot::Owned(view) => Some(view.clone()),
+        }
     }
 
     /// A retained block by height.
@@ -1141,4 +1207,105 @@ fn fill_views(
             ),
         ),
     ]
+}
+
+/// Lowercase hex of `bytes`, as `hex::encode` gives it, through a table: the index renders
+/// two 32-byte ids per order view and one per outcome, and `hex::encode` builds its string
+/// one `char` at a time.
+fn hex_lower(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0x0f)]);
+    }
+    String::from_utf8(out).expect("bug: hex digits are ASCII")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{HubConfig, hex_lower};
+    use crate::{ApiBackend, Clock, LocalChain, LocalChainConfig, demo_genesis};
+    use dex_types::{
+        Action, BatchLeg, ChainId, ClientOrderId, Keypair, MarketId, OrderBatch, OrderRequest,
+        OrderType, PriceTicks, SelfTradePrevention, Side, SizeLots, TimeInForce, TimestampMs,
+        Transaction,
+    };
+
+    /// An outcome reads the same while its block's feed is retained, after the feed is
+    /// dropped (it is then copied out of the feed), and is gone once the count cap drops it.
+    #[test]
+    fn tx_outcomes_outlive_their_feed() {
+        let keys: Vec<Keypair> = (1..=2u8).map(|i| Keypair::from_seed([i; 32])).collect();
+        let accounts: Vec<_> = keys.iter().map(Keypair::account_id).collect();
+        let config = LocalChainConfig {
+            clock: Clock::manual(1_700_000_000_000),
+            hub: HubConfig {
+                retained_blocks: 2,
+                retained_txs: 5,
+                ..HubConfig::default()
+            },
+            ..LocalChainConfig::default()
+        };
+        let chain =
+            LocalChain::new(&demo_genesis(7, 1_700_000_000_000, &accounts), config).unwrap();
+        let mut sent = Vec::new();
+        let mut at_commit = Vec::new();
+        for nonce in 1..=4u64 {
+            for (trader, key) in keys.iter().enumerate() {
+                let request = OrderRequest {
+                    market: MarketId(1),
+                    client_order_id: Some(ClientOrderId(nonce)),
+                    side: if trader == 0 { Side::Buy } else { Side::Sell },
+                    order_type: OrderType::Limit,
+                    price_ticks: PriceTicks(10_000 + nonce % 2),
+                    size_lots: SizeLots(3 + nonce),
+                    time_in_force: TimeInForce::Gtc,
+                    self_trade: SelfTradePrevention::CancelResting,
+                };
+                let tx = Transaction {
+                    chain_id: ChainId(7),
+                    account: key.account_id(),
+                    signer: key.account_id(),
+                    nonce,
+                    expires_at: TimestampMs(u64::MAX),
+                    action: Action::Batch(OrderBatch {
+                        legs: vec![BatchLeg::Place(request)],
+                        atomic: true,
+                    }),
+                };
+                let signed = key.sign(tx).unwrap();
+                sent.push(signed.hash());
+                futures::executor::block_on(chain.submit(signed)).unwrap();
+            }
+            chain.commit_block();
+            for hash in &sent[sent.len() - 2..] {
+                at_commit.push(chain.hub().read().tx(hash).unwrap());
+            }
+        }
+        let hub = chain.hub();
+        // Blocks 1 and 2 are no longer retained; 3 and 4 are.
+        assert!(hub.read().feed(2).is_none());
+        assert!(hub.read().feed(3).is_some());
+        // The count cap keeps five outcomes: block 2's last (copied out of its dropped
+        // feed) and blocks 3 and 4 (still in theirs), each as it read at its commit.
+        let kept: Vec<_> = sent.iter().filter_map(|h| hub.read().tx(h)).collect();
+        let heights: Vec<u64> = kept.iter().map(|t| t.height).collect();
+        assert_eq!(heights, [2, 3, 3, 4, 4]);
+        for outcome in &kept {
+            assert!(
+                at_commit.contains(outcome),
+                "{outcome:?} changed since its commit"
+            );
+            assert!(!outcome.orders.is_empty());
+        }
+    }
+
+    #[test]
+    fn hex_lower_is_hex_encode() {
+        let bytes: Vec<u8> = (0..=255u8).rev().chain(0..=255u8).collect();
+        for len in [0, 1, 31, 32, 33, 300, bytes.len()] {
+            assert_eq!(hex_lower(&bytes[..len]), hex::encode(&bytes[..len]));
+        }
+    }
 }
