@@ -345,17 +345,20 @@ pub struct ChainIndex {
     time: TimestampMs,
     head: Option<BlockHeader>,
     books: BTreeMap<MarketId, MarketBook>,
-    // Looked up by key only, never iterated: hash maps (a lookup per event in blocks of
-    // thousands of orders; no order can leak into any output).
+    // The maps below that are looked up by key only, never iterated, are hash maps (a
+    // lookup per event in blocks of thousands of orders; no order can leak into any
+    // output).
     records: HashMap<u64, OrderRecord>,
     next_record: u64,
     by_order: HashMap<OrderId, u64>,
-    by_client: BTreeMap<(AccountId, ClientOrderId), u64>,
-    open_by_account: BTreeMap<AccountId, BTreeSet<OrderId>>,
+    by_client: HashMap<(AccountId, ClientOrderId), u64>,
+    /// Each account's open orders in id order (the set is iterated, the map is not).
+    open_by_account: HashMap<AccountId, BTreeSet<OrderId>>,
     finished: VecDeque<(u64, u64)>,
     txs: HashMap<Hash, TxSlot>,
     tx_order: VecDeque<(u64, Hash)>,
-    fills: BTreeMap<AccountId, VecDeque<FillView>>,
+    /// Looked up by account only; `fill_recency` orders the accounts for eviction.
+    fills: HashMap<AccountId, VecDeque<FillView>>,
     fill_recency: BTreeSet<(u64, AccountId)>,
     trades: BTreeMap<MarketId, VecDeque<TradeView>>,
     feeds: VecDeque<Arc<BlockFeed>>,
@@ -403,12 +406,12 @@ impl ChainIndex {
             records: HashMap::new(),
             next_record: 0,
             by_order: HashMap::new(),
-            by_client: BTreeMap::new(),
-            open_by_account: BTreeMap::new(),
+            by_client: HashMap::new(),
+            open_by_account: HashMap::new(),
             finished: VecDeque::new(),
             txs: HashMap::new(),
             tx_order: VecDeque::new(),
-            fills: BTreeMap::new(),
+            fills: HashMap::new(),
             fill_recency: BTreeSet::new(),
             trades: BTreeMap::new(),
             feeds: VecDeque::new(),
