@@ -541,7 +541,8 @@ impl ChainIndex {
         let tx_touched = &mut scratch.tx_touched;
         touched.clear();
         tx_touched.clear();
-        let mut fills_out: BTreeMap<AccountId, Vec<FillView>> = BTreeMap::new();
+        // Per-account outputs are collected flat and grouped once (see `group_by_account`).
+        let mut fills_flat: Vec<(AccountId, FillView)> = Vec::new();
         let mut trades_out: BTreeMap<u32, Vec<TradeView>> = BTreeMap::new();
 
         for (e, event) in result.events.iter().enumerate() {
@@ -640,7 +641,7 @@ impl ChainIndex {
                             .or_default()
                             .push(convert::trade(market, fill, *index));
                         for (account, view) in fill_views(market, &self.chain, fill, *index) {
-                            fills_out.entry(account).or_default().push(view);
+                            fills_flat.push((account, view));
                         }
                     }
                 }
@@ -755,7 +756,6 @@ impl ChainIndex {
         }
 
         // Close the block: records that left the book, book diffs.
-        let mut orders_out: BTreeMap<AccountId, Vec<OrderStatusView>> = BTreeMap::new();
         // Each touched order's view, made once: the account feed and the transaction
         // outcomes both carry it. `views[i]` is the view of `touched[i]`, in key order.
         touched.sort_unstable();
@@ -829,10 +829,14 @@ impl ChainIndex {
             })
             .collect();
         // The account feed is the views' last reader: it takes them, in key order.
-        for (key, view) in touched.iter().zip(views) {
-            let account = self.records[key].account;
-            orders_out.entry(account).or_default().push(view);
-        }
+        let orders_out = group_by_account(
+            touched
+                .iter()
+                .zip(views)
+                .map(|(key, view)| (self.records[key].account, view))
+                .collect(),
+        );
+        let fills_out = group_by_account(fills_flat);
         for (index, outcome) in result.outcomes.iter().enumerate() {
             self.txs
                 .insert(outcome.tx, TxSlot::InFeed { height, index });
@@ -1210,6 +1214,22 @@ fn fill_views(
             ),
         ),
     ]
+}
+
+/// `items` grouped by account, each account's items in their order in `items`: one stable
+/// sort and a bulk build of the map, instead of a map search (32-byte key comparisons) per
+/// item.
+fn group_by_account<T>(mut items: Vec<(AccountId, T)>) -> BTreeMap<AccountId, Vec<T>> {
+    items.sort_by_key(|(account, _)| *account);
+    let mut groups: Vec<(AccountId, Vec<T>)> = Vec::new();
+    for (account, item) in items {
+        match groups.last_mut() {
+            Some((last, group)) if *last == account => group.push(item),
+            _ => groups.push((account, vec![item])),
+        }
+    }
+    // Already sorted and distinct: the map is built in one pass.
+    groups.into_iter().collect()
 }
 
 /// Lowercase hex of `bytes`, as `hex::encode` gives it, through a table: the index renders
