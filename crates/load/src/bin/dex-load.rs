@@ -19,6 +19,10 @@ use dex_node::{ChainSpec, ConsensusParams};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// The same allocator as `dexd`, so the generator's share of the shared cores stays small.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "dex-load",

@@ -20,6 +20,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The node allocates and frees many short-lived buffers per block (transactions, encoded
+/// blocks, feed messages); mimalloc keeps freed memory in per-thread pages instead of
+/// returning large blocks to the kernel, which glibc's allocator does at a cost of one page
+/// fault per 4 KiB touched again (measured: about a tenth of the consensus thread).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "dexd",
