@@ -1232,16 +1232,12 @@ fn group_by_account<T>(mut items: Vec<(AccountId, T)>) -> BTreeMap<AccountId, Ve
     groups.into_iter().collect()
 }
 
-/// Lowercase hex of `bytes`, as `hex::encode` gives it, through a table: the index renders
-/// two 32-byte ids per order view and one per outcome, and `hex::encode` builds its string
-/// one `char` at a time.
+/// Lowercase hex of `bytes`, as `hex::encode` gives it, written into one buffer: the index
+/// renders two 32-byte ids per order view and one per outcome, and `hex::encode` builds its
+/// string one `char` at a time.
 fn hex_lower(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)]);
-        out.push(DIGITS[usize::from(b & 0x0f)]);
-    }
+    let mut out = vec![0u8; bytes.len() * 2];
+    hex::encode_to_slice(bytes, &mut out).expect("bug: the buffer is twice the input");
     String::from_utf8(out).expect("bug: hex digits are ASCII")
 }
 
