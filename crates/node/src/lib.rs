@@ -21,6 +21,7 @@ pub mod error;
 pub mod files;
 pub mod gossip;
 pub mod keys;
+pub mod memory;
 pub mod metrics;
 pub(crate) mod network;
 pub mod node;

@@ -148,6 +148,7 @@ fn layout_options(args: &ChainArgs, dir: PathBuf) -> LayoutOptions {
 }
 
 fn main() -> anyhow::Result<()> {
+    dex_node::memory::disable_transparent_huge_pages();
     let cli = Cli::parse();
     match cli.command {
         Cmd::Init(args) => {

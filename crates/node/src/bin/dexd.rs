@@ -114,6 +114,7 @@ struct DevnetArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    dex_node::memory::disable_transparent_huge_pages();
     let cli = Cli::parse();
     match cli.command {
         Cmd::Keygen { out } => {
