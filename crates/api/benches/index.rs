@@ -22,11 +22,8 @@ use dex_api::{
     demo_genesis,
 };
 use dex_state::Ledger;
-use dex_types::{
-    AccountId, Action, BatchLeg, CancelTarget, ChainId, ClientOrderId, Keypair, MarketId,
-    OrderBatch, OrderRequest, OrderType, PriceTicks, SelfTradePrevention, Side, SizeLots,
-    TimeInForce, TimestampMs, Transaction,
-};
+use dex_types::{Action, ChainId, MarketId, Side, TimeInForce};
+use dex_workload::{SplitMix64, account_ids, cancel_client_order, limit, place, sign, trader_keys};
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -38,22 +35,10 @@ const BLOCK_TXS: usize = 1_000;
 /// Mid price in ticks (100.00 USDC).
 const MID: u64 = 10_000;
 
-/// SplitMix64: a seeded generator, so every run indexes the same chain.
-struct Seeded(u64);
-
-impl Seeded {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+/// Trader keys of this workload (see `dex_workload::trader_key`).
+const TRADER_KEY_FAMILY: u8 = 0x5A;
+/// The market every order goes to (`demo_genesis`'s market 1).
+const MARKET: MarketId = MarketId(1);
 
 struct Chain {
     genesis: dex_state::Genesis,
@@ -61,32 +46,15 @@ struct Chain {
     blocks: Vec<Arc<CommittedBlock>>,
 }
 
-fn place(side: Side, price: u64, size: u64, tif: TimeInForce, cid: u64) -> Action {
-    Action::Batch(OrderBatch {
-        legs: vec![BatchLeg::Place(OrderRequest {
-            market: MarketId(1),
-            client_order_id: Some(ClientOrderId(cid)),
-            side,
-            order_type: OrderType::Limit,
-            price_ticks: PriceTicks(price),
-            size_lots: SizeLots(size),
-            time_in_force: tif,
-            self_trade: SelfTradePrevention::CancelResting,
-        })],
-        atomic: true,
-    })
+/// A limit order on [`MARKET`], placed alone.
+fn order(side: Side, price: u64, size: u64, tif: TimeInForce, cid: u64) -> Action {
+    place(limit(MARKET, side, price, size, tif, cid))
 }
 
 /// Execute the seeded chain on a [`LocalChain`] and keep its committed blocks.
 fn build_chain() -> Chain {
-    let keys: Vec<Keypair> = (0..TRADERS)
-        .map(|i| {
-            let mut seed = [0x5A; 32];
-            seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            Keypair::from_seed(seed)
-        })
-        .collect();
-    let accounts: Vec<AccountId> = keys.iter().map(Keypair::account_id).collect();
+    let keys = trader_keys(TRADER_KEY_FAMILY, TRADERS as u64);
+    let accounts = account_ids(&keys);
     let genesis = demo_genesis(CHAIN, START_MS, &accounts);
     let config = LocalChainConfig {
         clock: Clock::manual(START_MS),
@@ -95,18 +63,14 @@ fn build_chain() -> Chain {
         ..LocalChainConfig::default()
     };
     let local = LocalChain::new(&genesis, config).expect("demo genesis is valid");
-    let mut rng = Seeded(42);
+    let mut rng = SplitMix64::new(42);
     let mut nonces = vec![0u64; TRADERS];
     let mut placed: Vec<Vec<u64>> = vec![Vec::new(); TRADERS];
     let mut blocks = Vec::with_capacity(BLOCKS);
     for _ in 0..BLOCKS {
         for _ in 0..BLOCK_TXS {
             let t = rng.below(TRADERS as u64) as usize;
-            let side = if rng.below(2) == 0 {
-                Side::Buy
-            } else {
-                Side::Sell
-            };
+            let side = rng.side();
             // Passive prices sit below the mid for buys, above for sells; `cross` prices
             // reach into the other side.
             let at = |offset: u64, cross: bool| match (side, cross) {
@@ -117,7 +81,7 @@ fn build_chain() -> Chain {
             let cid = nonces[t] + 1;
             let action = if roll < 45 {
                 placed[t].push(cid);
-                place(
+                order(
                     side,
                     at(1 + rng.below(50), false),
                     1 + rng.below(20),
@@ -126,7 +90,7 @@ fn build_chain() -> Chain {
                 )
             } else if roll < 55 {
                 placed[t].push(cid);
-                place(
+                order(
                     side,
                     at(rng.below(5), true),
                     1 + rng.below(40),
@@ -134,30 +98,17 @@ fn build_chain() -> Chain {
                     cid,
                 )
             } else if roll < 70 {
-                place(side, at(20, true), 1 + rng.below(30), TimeInForce::Ioc, cid)
+                order(side, at(20, true), 1 + rng.below(30), TimeInForce::Ioc, cid)
             } else if !placed[t].is_empty() {
                 let nth = rng.below(placed[t].len() as u64) as usize;
                 let target = placed[t].swap_remove(nth);
-                Action::Batch(OrderBatch {
-                    legs: vec![BatchLeg::Cancel(CancelTarget::ClientOrder(ClientOrderId(
-                        target,
-                    )))],
-                    atomic: true,
-                })
+                cancel_client_order(target)
             } else {
                 continue;
             };
             nonces[t] += 1;
-            let key = &keys[t];
-            let tx = Transaction {
-                chain_id: ChainId(CHAIN),
-                account: key.account_id(),
-                signer: key.account_id(),
-                nonce: nonces[t],
-                expires_at: TimestampMs(u64::MAX),
-                action,
-            };
-            futures::executor::block_on(local.submit(key.sign(tx).expect("signable")))
+            let signed = sign(&keys[t], ChainId(CHAIN), nonces[t], action);
+            futures::executor::block_on(local.submit(signed))
                 .expect("admission accepts the workload's transactions");
         }
         local.clock().advance(1_000);

@@ -5,9 +5,13 @@
 //! - `execute::roots/txs=10000`: the roots alone, after an `apply` (the difference above).
 //! - `execute::tx_ids/txs=10000`: hashing the transaction ids, which the node already has
 //!   from signature checking and passes in (`execute_block_with_ids`), so not in the above.
-//! - `sigverify::verify_strict/single`, `sigverify::cached_key/single`: one signature.
-//! - `sigverify::parallel/threads=2,txs=10000`: a block's signatures on both cores with
-//!   keys from a warmed `VerifyingKeyCache`.
+//! - `sigverify::tx_verify_uncached_key/single`: one signature by the chain's rule
+//!   (ZIP-215, small-order keys refused) as `SignedTransaction::verify` checks it: the
+//!   signer's key decompressed and checked, the transaction hashed, one single check.
+//! - `sigverify::cached_key/single`: the same with the key from a warmed
+//!   `VerifyingKeyCache`.
+//! - `sigverify::parallel/threads=2,txs=10000`: a block's signatures, single checks on both
+//!   cores with keys from a warmed `VerifyingKeyCache`.
 //!
 //! The workload is seeded: 2,000 funded accounts, two markets whose books are seeded with
 //! 2,000 resting orders, then one block of 10,000 transactions: ~45% passive limit orders,
@@ -18,11 +22,15 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use dex_state::VerifyingKeyCache;
-use dex_types::{Keypair, Side, SignedTransaction, TimeInForce, TimestampMs, Transaction};
+use dex_types::{Side, SignedTransaction, TimeInForce, TimestampMs};
+use dex_workload::{place, sign, trader_keys};
 use std::hint::black_box;
 
 mod workload;
-use workload::{BLOCK_TXS, CHAIN, MID, keypair, req, single, workload};
+use workload::{BLOCK_TXS, CHAIN, MID, req, workload};
+
+/// Signer keys of the signature benchmarks (see `dex_workload::trader_key`).
+const TRADER_KEY_FAMILY: u8 = 0xA5;
 
 fn bench_execute(c: &mut Criterion) {
     let w = workload();
@@ -87,26 +95,18 @@ fn bench_execute(c: &mut Criterion) {
 }
 
 fn bench_sigverify(c: &mut Criterion) {
-    let keys: Vec<Keypair> = (0..1_000).map(keypair).collect();
+    let keys = trader_keys(TRADER_KEY_FAMILY, 1_000);
     let txs: Vec<SignedTransaction> = (0..BLOCK_TXS)
         .map(|i| {
-            let k = &keys[i % keys.len()];
-            let tx = Transaction {
-                chain_id: CHAIN,
-                account: k.account_id(),
-                signer: k.account_id(),
-                nonce: i as u64,
-                expires_at: TimestampMs(u64::MAX),
-                action: single(req(0, Side::Buy, MID, 1, TimeInForce::Gtc, i as u64)),
-            };
-            k.sign(tx).unwrap()
+            let action = place(req(0, Side::Buy, MID, 1, TimeInForce::Gtc, i as u64));
+            sign(&keys[i % keys.len()], CHAIN, i as u64, action)
         })
         .collect();
     let mut cache = VerifyingKeyCache::new(100_000);
     cache.warm(&txs);
     let mut group = c.benchmark_group("sigverify");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("verify_strict/single", |b| {
+    group.bench_function("tx_verify_uncached_key/single", |b| {
         b.iter(|| black_box(txs[0].verify()).unwrap())
     });
     group.bench_function("cached_key/single", |b| {

@@ -28,11 +28,10 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dex_types::{
-    AccountId, Action, BatchLeg, CancelTarget, ChainId, ClientOrderId, Keypair, MarketId,
-    OrderBatch, OrderRequest, OrderType, PriceTicks, SelfTradePrevention, Side, SignedTransaction,
-    SignerKey, SizeLots, TimeInForce, TimestampMs, Transaction, VerifyingKey,
+    AccountId, ChainId, MarketId, Side, SignedTransaction, SignerKey, TimeInForce, VerifyingKey,
 };
 use dex_verify::{CHUNK_TXS_MAX, INLINE_TXS_MAX, TxVerifier};
+use dex_workload::{SplitMix64, cancel_client_order, limit, place, sign, trader_keys};
 use ed25519_zebra::{Signature as ZebraSignature, VerificationKeyBytes, batch};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, SeedableRng};
@@ -43,64 +42,39 @@ use std::time::{Duration, Instant};
 const TXS: usize = 4_096;
 const ACCOUNTS: u64 = 1_024;
 
-/// A tiny seeded generator (splitmix64), so every run signs the same transactions.
-struct SplitMix(u64);
+/// Trader keys of this workload (see `dex_workload::trader_key`).
+const TRADER_KEY_FAMILY: u8 = 0x3c;
 
-impl SplitMix {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % n
-    }
-}
-
-fn trader(index: u64) -> Keypair {
-    let mut seed = [0x3c; 32];
-    seed[..8].copy_from_slice(&index.to_le_bytes());
-    Keypair::from_seed(seed)
-}
-
-/// Limit orders (70%) and cancels by client id (30%) on two markets.
+/// Limit orders (70%) and cancels by client id (30%) on two markets, from a seeded
+/// generator, so every run signs the same transactions.
 fn transactions() -> Vec<SignedTransaction> {
-    let keys: Vec<Keypair> = (0..ACCOUNTS).map(trader).collect();
+    let keys = trader_keys(TRADER_KEY_FAMILY, ACCOUNTS);
     let mut nonces = vec![0u64; keys.len()];
-    let mut rng = SplitMix(11);
+    let mut rng = SplitMix64::new(11);
     (0..TXS)
         .map(|_| {
             let index = rng.below(ACCOUNTS) as usize;
             nonces[index] += 1;
             let nonce = nonces[index];
             let market = MarketId(rng.below(2) as u32);
-            let leg = if rng.below(10) < 7 {
-                let buy = rng.below(2) == 0;
-                BatchLeg::Place(OrderRequest {
+            let action = if rng.below(10) < 7 {
+                let side = rng.side();
+                let price = match side {
+                    Side::Buy => 9_990,
+                    Side::Sell => 10_010,
+                } - rng.below(20);
+                place(limit(
                     market,
-                    client_order_id: Some(ClientOrderId(nonce)),
-                    side: if buy { Side::Buy } else { Side::Sell },
-                    order_type: OrderType::Limit,
-                    price_ticks: PriceTicks(if buy { 9_990 } else { 10_010 } - rng.below(20)),
-                    size_lots: SizeLots(1 + rng.below(50)),
-                    time_in_force: TimeInForce::Gtc,
-                    self_trade: SelfTradePrevention::CancelResting,
-                })
+                    side,
+                    price,
+                    1 + rng.below(50),
+                    TimeInForce::Gtc,
+                    nonce,
+                ))
             } else {
-                BatchLeg::Cancel(CancelTarget::ClientOrder(ClientOrderId(nonce / 2 + 1)))
+                cancel_client_order(nonce / 2 + 1)
             };
-            let key = &keys[index];
-            key.sign(Transaction {
-                chain_id: ChainId(1),
-                account: key.account_id(),
-                signer: key.account_id(),
-                nonce,
-                expires_at: TimestampMs(u64::MAX),
-                action: Action::Batch(OrderBatch {
-                    legs: vec![leg],
-                    atomic: true,
-                }),
-            })
-            .expect("the signer is the key")
+            sign(&keys[index], ChainId(1), nonce, action)
         })
         .collect()
 }

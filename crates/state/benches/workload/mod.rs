@@ -4,105 +4,35 @@
 
 #![allow(dead_code)]
 
-use dex_state::{Allocation, Genesis, Ledger, Limits};
+use dex_state::{Genesis, Ledger, Limits};
 use dex_types::{
-    AccountId, Action, Amount, AssetId, AssetSpec, BatchLeg, CancelTarget, ChainId, ClientOrderId,
-    Hash, MarketId, MarketSpec, ModifyOrder, OrderBatch, OrderRequest, OrderType, PriceTicks,
-    SelfTradePrevention, Side, SignedTransaction, SizeLots, TimeInForce, TimestampMs, Transaction,
-    Transfer,
+    AccountId, Action, Amount, AssetId, ChainId, Hash, MarketId, ModifyOrder, OrderRequest,
+    OrderType, Side, SignedTransaction, SizeLots, TimeInForce, TimestampMs, Transfer,
 };
-use rust_decimal::Decimal;
-use std::str::FromStr;
+use dex_workload::{SplitMix64, cancel_client_order, limit, place, two_market_genesis, unsigned};
 
 pub const CHAIN: ChainId = ChainId(1);
 pub const ACCOUNTS: u64 = 2_000;
 pub const BLOCK_TXS: usize = 10_000;
 pub const MID: u64 = 100_000;
 
-pub struct Seeded(pub u64);
-
-impl Seeded {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-pub fn keypair(i: u64) -> dex_types::Keypair {
-    let mut seed = [0u8; 32];
-    seed[..8].copy_from_slice(&i.to_le_bytes());
-    seed[8] = 0xA5;
-    dex_types::Keypair::from_seed(seed)
-}
-
+/// The genesis: every account funded with 10^18 units of each asset, two markets, and room
+/// for 1,000 open orders per account.
 pub fn genesis(ids: &[AccountId]) -> Genesis {
-    let d = |t: &str| Decimal::from_str(t).unwrap();
-    let mut allocations = Vec::new();
-    for id in ids {
-        for asset in 0..3 {
-            allocations.push(Allocation {
-                account: *id,
-                asset: AssetId(asset),
-                amount: Amount(1_000_000_000_000_000),
-            });
-        }
-    }
-    let market = |id, base| MarketSpec {
-        id: MarketId(id),
-        base: AssetId(base),
-        quote: AssetId(0),
-        tick_size: d("0.01"),
-        lot_size: d("0.0001"),
-        min_size_lots: SizeLots(1),
-        maker_fee_bps: -1,
-        taker_fee_bps: 4,
+    let mut genesis = two_market_genesis(CHAIN, TimestampMs(0), ids, Amount(1_000_000_000_000_000));
+    genesis.limits = Limits {
+        max_open_orders_per_account: 1_000,
+        ..Limits::default()
     };
-    let asset = |id, symbol: &str, decimals| AssetSpec {
-        id: AssetId(id),
-        symbol: symbol.into(),
-        decimals,
-    };
-    Genesis {
-        chain_id: CHAIN,
-        genesis_time: TimestampMs(0),
-        assets: vec![asset(0, "USDC", 6), asset(1, "BTC", 8), asset(2, "ETH", 8)],
-        markets: vec![market(0, 1), market(1, 2)],
-        allocations,
-        fee_account: AccountId([0xFE; 32]),
-        limits: Limits {
-            max_open_orders_per_account: 1_000,
-            ..Limits::default()
-        },
-    }
+    genesis
 }
 
+/// `account`'s transaction `nonce`, unsigned: execution takes pre-verified transactions.
 pub fn signed(account: AccountId, nonce: u64, action: Action) -> SignedTransaction {
-    SignedTransaction {
-        tx: Transaction {
-            chain_id: CHAIN,
-            account,
-            signer: account,
-            nonce,
-            expires_at: TimestampMs(u64::MAX),
-            action,
-        },
-        signature: [0; 64],
-    }
+    unsigned(CHAIN, account, nonce, action)
 }
 
-pub fn single(req: OrderRequest) -> Action {
-    Action::Batch(OrderBatch {
-        legs: vec![BatchLeg::Place(req)],
-        atomic: true,
-    })
-}
-
+/// A limit order on market `market` (see `dex_workload::limit`).
 pub fn req(
     market: u32,
     side: Side,
@@ -111,16 +41,7 @@ pub fn req(
     tif: TimeInForce,
     cid: u64,
 ) -> OrderRequest {
-    OrderRequest {
-        market: MarketId(market),
-        client_order_id: Some(ClientOrderId(cid)),
-        side,
-        order_type: OrderType::Limit,
-        price_ticks: PriceTicks(price),
-        size_lots: SizeLots(size),
-        time_in_force: tif,
-        self_trade: SelfTradePrevention::CancelResting,
-    }
+    limit(MarketId(market), side, price, size, tif, cid)
 }
 
 pub struct Workload {
@@ -140,7 +61,7 @@ pub fn workload() -> Workload {
 /// placements, then a block of `block_txs` mixed transactions. The standard sizes give the
 /// standard workload exactly (the generator draws the same numbers).
 pub fn workload_sized(accounts: u64, seeded: usize, block_txs: usize) -> Workload {
-    let mut rng = Seeded(42);
+    let mut rng = SplitMix64::new(42);
     let ids: Vec<AccountId> = (0..accounts)
         .map(|i| AccountId([(i % 251) as u8; 32]).with_index(i))
         .collect();
@@ -156,11 +77,7 @@ pub fn workload_sized(accounts: u64, seeded: usize, block_txs: usize) -> Workloa
     let mut resting: Vec<(usize, u64)> = Vec::new();
     for _ in 0..seeded {
         let a = rng.below(accounts) as usize;
-        let side = if rng.below(2) == 0 {
-            Side::Buy
-        } else {
-            Side::Sell
-        };
+        let side = rng.side();
         let offset = 1 + rng.below(100);
         let price = if side == Side::Buy {
             MID - offset
@@ -172,7 +89,7 @@ pub fn workload_sized(accounts: u64, seeded: usize, block_txs: usize) -> Workloa
         let tx = signed(
             ids[a],
             next(&mut nonces, a),
-            single(req(
+            place(req(
                 market,
                 side,
                 price,
@@ -199,11 +116,7 @@ pub fn workload_sized(accounts: u64, seeded: usize, block_txs: usize) -> Workloa
     for i in 0..block_txs {
         let a = rng.below(accounts) as usize;
         let market = rng.below(2) as u32;
-        let side = if rng.below(2) == 0 {
-            Side::Buy
-        } else {
-            Side::Sell
-        };
+        let side = rng.side();
         let roll = rng.below(100);
         let action = if roll < 45 {
             let offset = 1 + rng.below(100);
@@ -213,7 +126,7 @@ pub fn workload_sized(accounts: u64, seeded: usize, block_txs: usize) -> Workloa
                 MID + offset
             };
             let cid = next(&mut next_cid, a);
-            single(req(
+            place(req(
                 market,
                 side,
                 price,
@@ -228,7 +141,7 @@ pub fn workload_sized(accounts: u64, seeded: usize, block_txs: usize) -> Workloa
                 MID - 30
             };
             let cid = next(&mut next_cid, a);
-            single(req(
+            place(req(
                 market,
                 side,
                 price,
@@ -252,7 +165,7 @@ pub fn workload_sized(accounts: u64, seeded: usize, block_txs: usize) -> Workloa
                 cid,
             );
             r.order_type = OrderType::Market;
-            single(r)
+            place(r)
         } else if roll < 60 {
             let offset = 40 + rng.below(60);
             let price = if side == Side::Buy {
@@ -261,7 +174,7 @@ pub fn workload_sized(accounts: u64, seeded: usize, block_txs: usize) -> Workloa
                 MID + offset
             };
             let cid = next(&mut next_cid, a);
-            single(req(
+            place(req(
                 market,
                 side,
                 price,
@@ -273,12 +186,7 @@ pub fn workload_sized(accounts: u64, seeded: usize, block_txs: usize) -> Workloa
             // Cancel a seeded order by its client id (its owner signs).
             let (owner, cid) = resting[cancel_cursor % resting.len()];
             cancel_cursor += 1;
-            let action = Action::Batch(OrderBatch {
-                legs: vec![BatchLeg::Cancel(CancelTarget::ClientOrder(ClientOrderId(
-                    cid,
-                )))],
-                atomic: true,
-            });
+            let action = cancel_client_order(cid);
             block.push(signed(ids[owner], next(&mut nonces, owner), action));
             continue;
         } else if roll < 95 {
