@@ -157,8 +157,9 @@ impl CommitCertificate {
     }
 
     /// Check that this certificate proves `value_id` was decided at `height` on `chain_id`
-    /// by `validators`: canonical signer order, known signers, valid strict signatures, and
-    /// strictly more than two thirds of the power.
+    /// by `validators`: canonical signer order, known signers, strictly more than two thirds
+    /// of the power, and every signature valid by the chain's rule (ZIP-215 with small-order
+    /// keys refused, [`dex_types::verify_signature`]), checked one by one.
     pub fn verify(
         &self,
         validators: &ValidatorSet,

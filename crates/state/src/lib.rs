@@ -97,8 +97,10 @@
 //!   the same future. [`Ledger::block_changes`] returns the keys the last block changed, for
 //!   the node's atomic commit.
 //! - [`Ledger::check_transaction`]: the mempool's cheap admission check; it changes nothing.
-//! - [`VerifyingKeyCache`]: decompressed public keys per signer for the node's parallel
-//!   signature checks.
+//! - [`VerifyingKeyCache`]: each signer's checked key ([`dex_types::SignerKey`]: a curve
+//!   point not of small order, the key half of the ZIP-215 rule), so that signature checks
+//!   of returning signers skip the key check (the API's in-process chain uses it; the node's
+//!   verifier, `dex-verify`, keeps its own shared cache).
 //!
 //! # Feature flags
 //! None.
