@@ -397,7 +397,7 @@ fn partial_fills_release_exactly_what_is_no_longer_needed() {
         2_001,
         &[tx(1, 1, limit(BTC_USDC, Side::Sell, 900, 3))],
     );
-    let order = l.open_orders()[0].clone();
+    let order = *l.open_orders()[0];
     assert_eq!(order.remaining, SizeLots(7));
     assert_eq!(locked(&l, 0, USDC), l.order_needs(&order));
     run(
@@ -977,7 +977,7 @@ fn modify_reduces_in_place_or_replaces_with_new_priority() {
             tx(1, 1, limit(BTC_USDC, Side::Buy, 100, 10)),
         ],
     );
-    let first = l.open_orders()[0].clone();
+    let first = *l.open_orders()[0];
     let modify = |size, price| {
         Action::Modify(ModifyOrder {
             order_id: first.id,
@@ -995,7 +995,7 @@ fn modify_reduces_in_place_or_replaces_with_new_priority() {
         2_001,
         &[tx(owner, 2, modify(Some(SizeLots(4)), None))],
     );
-    let after = l.order(first.id).unwrap().clone();
+    let after = *l.order(first.id).unwrap();
     assert_eq!(after.remaining, SizeLots(4));
     assert_eq!(after.priority, first.priority, "a reduction keeps priority");
     assert_eq!(after.locked.0, l.order_needs(&after));
@@ -1004,7 +1004,7 @@ fn modify_reduces_in_place_or_replaces_with_new_priority() {
         2_002,
         &[tx(owner, 3, modify(None, Some(PriceTicks(101))))],
     );
-    let moved = l.order(first.id).unwrap().clone();
+    let moved = *l.order(first.id).unwrap();
     assert_eq!(moved.price, PriceTicks(101));
     assert!(moved.priority > after.priority);
     let r = reject(
