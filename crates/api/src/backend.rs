@@ -134,6 +134,22 @@ pub trait ApiBackend: Send + Sync + 'static {
     /// and refuse duplicates. `Ok` means it is pending and will be proposed.
     async fn submit(&self, tx: SignedTransaction) -> Result<(), SubmitError>;
 
+    /// Admit several decoded transactions, each exactly as [`ApiBackend::submit`] would:
+    /// one result per transaction, in the order given, and one refusal never affects the
+    /// others. The API's batch route calls it with at most
+    /// [`MAX_BATCH_TXS`](crate::wire::MAX_BATCH_TXS) transactions.
+    ///
+    /// The default submits them one after another, so every backend supports batches; a
+    /// backend whose per-submission cost is mostly fixed (a queue hop, a reply channel)
+    /// overrides it to pay that cost once per batch.
+    async fn submit_batch(&self, txs: Vec<SignedTransaction>) -> Vec<Result<(), SubmitError>> {
+        let mut results = Vec::with_capacity(txs.len());
+        for tx in txs {
+            results.push(self.submit(tx).await);
+        }
+        results
+    }
+
     /// Whether the transaction with this id waits in the mempool.
     fn is_pending(&self, tx_hash: &Hash) -> bool;
 

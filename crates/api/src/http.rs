@@ -31,7 +31,8 @@ use utoipa::OpenApi;
 /// Settings of the API.
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
-    /// Largest request body, in bytes.
+    /// Largest request body, in bytes. `POST /v1/txs/batch` takes the larger of this and
+    /// [`BATCH_BODY_BYTES_MAX`], so a full batch fits without raising the limit everywhere.
     pub max_body_bytes: usize,
     /// Requests per client IP (every route; a submission counts unless it only cancels).
     pub per_ip: Quota,
@@ -136,6 +137,14 @@ fn build(
         .route("/v1/markets/{market}/book/{side}/{price}", get(level))
         .route("/v1/markets/{market}/trades", get(trades))
         .route("/v1/txs", post(submit))
+        // Its own body limit: a full batch of maximum-size transactions is far above the
+        // limit every other route keeps.
+        .route(
+            "/v1/txs/batch",
+            post(submit_batch).layer(DefaultBodyLimit::max(
+                BATCH_BODY_BYTES_MAX.max(state.config.max_body_bytes),
+            )),
+        )
         .route("/v1/txs/{hash}", get(tx_status))
         .route("/v1/accounts/{account}", get(account))
         .route("/v1/accounts/{account}/orders", get(open_orders))
@@ -168,12 +177,17 @@ fn client_ip(parts_extensions: &axum::http::Extensions) -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
+/// The body limit of `POST /v1/txs/batch`: [`MAX_BATCH_TXS`] transactions of
+/// [`MAX_TX_BYTES`] each as hex strings with their quotes and commas, plus room for the
+/// object around them (compact JSON; whitespace between items counts against it).
+pub const BATCH_BODY_BYTES_MAX: usize = MAX_BATCH_TXS * (2 * MAX_TX_BYTES + 3) + 1_024;
+
 /// Counts requests and errors, and applies the per-IP limit (submissions apply it
-/// themselves once they know whether the transaction only cancels).
+/// themselves once they know whether each transaction only cancels).
 async fn guard(State(state): State<Shared>, request: Request, next: Next) -> Response {
     state.metrics.requests.fetch_add(1, Ordering::Relaxed);
-    let is_submit =
-        request.uri().path() == "/v1/txs" && request.method() == axum::http::Method::POST;
+    let is_submit = request.method() == axum::http::Method::POST
+        && matches!(request.uri().path(), "/v1/txs" | "/v1/txs/batch");
     if !is_submit {
         let ip = client_ip(request.extensions());
         if let Err(wait) = state.ip_limiter.check(&ip, Instant::now()) {
@@ -469,27 +483,8 @@ async fn submit(
     ClientIp(ip): ClientIp,
     ApiJson(submit): ApiJson<SubmitRequest>,
 ) -> ApiResult<(StatusCode, Json<TxStatusView>)> {
-    if submit.tx.len() > 2 * MAX_TX_BYTES {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "tx_too_large",
-            format!("a transaction is at most {MAX_TX_BYTES} bytes"),
-        ));
-    }
-    let bytes = hex::decode(&submit.tx)
-        .map_err(|e| ApiError::bad_request(format!("tx is not hex: {e}")))?;
-    let tx = SignedTransaction::decode(&bytes).map_err(|e| ApiError::from_decode(&e))?;
-    if !only_cancels(&tx) {
-        let now = Instant::now();
-        if let Err(wait) = state.ip_limiter.check(&ip, now) {
-            state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
-            return Err(rate_limited(&state, "this address", wait));
-        }
-        if let Err(wait) = state.account_limiter.check(&tx.tx.account, now) {
-            state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
-            return Err(rate_limited(&state, "this account", wait));
-        }
-    }
+    let tx = decode_tx(&submit.tx)?;
+    charge_limits(&state, ip, &tx, Instant::now())?;
     let hash = tx.hash();
     let hub = state.backend.hub();
     // Subscribe before submitting so the commit cannot slip between the two.
@@ -535,6 +530,132 @@ async fn submit(
             Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return Ok(pending()),
         }
     }
+}
+
+/// A submitted transaction from its hex: the size cap checked before decoding.
+fn decode_tx(tx_hex: &str) -> ApiResult<SignedTransaction> {
+    if tx_hex.len() > 2 * MAX_TX_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "tx_too_large",
+            format!("a transaction is at most {MAX_TX_BYTES} bytes"),
+        ));
+    }
+    let bytes =
+        hex::decode(tx_hex).map_err(|e| ApiError::bad_request(format!("tx is not hex: {e}")))?;
+    SignedTransaction::decode(&bytes).map_err(|e| ApiError::from_decode(&e))
+}
+
+/// Take one token from the client address's and the account's buckets for a transaction
+/// that does more than cancel (cancels are never limited, so a client can always pull its
+/// orders).
+fn charge_limits(
+    state: &AppState,
+    ip: IpAddr,
+    tx: &SignedTransaction,
+    now: Instant,
+) -> ApiResult<()> {
+    if only_cancels(tx) {
+        return Ok(());
+    }
+    if let Err(wait) = state.ip_limiter.check(&ip, now) {
+        state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+        return Err(rate_limited(state, "this address", wait));
+    }
+    if let Err(wait) = state.account_limiter.check(&tx.tx.account, now) {
+        state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+        return Err(rate_limited(state, "this account", wait));
+    }
+    Ok(())
+}
+
+fn batch_item_refused(tx_hash: Option<&Hash>, error: ApiError) -> BatchItemView {
+    BatchItemView {
+        tx_hash: tx_hash.map(Hash::to_hex),
+        state: None,
+        error: Some(BatchItemError {
+            status: error.status.as_u16(),
+            code: error.code.to_owned(),
+            message: error.message,
+        }),
+    }
+}
+
+/// Submit up to [`MAX_BATCH_TXS`] signed transactions in one request. Each item is
+/// decoded, rate-limited (a batch of N transactions that do more than cancel costs N
+/// tokens, as N single submissions would) and admitted on its own; the answer lists one
+/// result per item in request order, and one refused item never fails the others. The
+/// request itself fails only when it is malformed, too large or lists too many items.
+#[utoipa::path(post, path = "/v1/txs/batch", request_body = SubmitBatchRequest,
+    responses((status = 200, description = "One result per item, in request order: pending, or refused with the single route's status, code and message", body = SubmitBatchResponse),
+              (status = 400, body = ErrorBody),
+              (status = 413, description = "More than MAX_BATCH_TXS items (`batch_too_large`) or a body past the route's limit (`body_too_large`)", body = ErrorBody)))]
+async fn submit_batch(
+    State(state): State<Shared>,
+    ClientIp(ip): ClientIp,
+    ApiJson(request): ApiJson<SubmitBatchRequest>,
+) -> ApiResult<Json<SubmitBatchResponse>> {
+    if request.txs.len() > MAX_BATCH_TXS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!(
+                "a batch carries at most {MAX_BATCH_TXS} transactions, this one {}",
+                request.txs.len()
+            ),
+        ));
+    }
+    let now = Instant::now();
+    let mut results = Vec::with_capacity(request.txs.len());
+    // Positions in `results` of the transactions handed to the backend, in its order.
+    let mut positions = Vec::with_capacity(request.txs.len());
+    let mut admissible = Vec::with_capacity(request.txs.len());
+    for tx_hex in &request.txs {
+        let tx = match decode_tx(tx_hex) {
+            Ok(tx) => tx,
+            Err(error) => {
+                results.push(batch_item_refused(None, error));
+                continue;
+            }
+        };
+        let hash = tx.hash();
+        if let Err(error) = charge_limits(&state, ip, &tx, now) {
+            results.push(batch_item_refused(Some(&hash), error));
+            continue;
+        }
+        positions.push(results.len());
+        results.push(BatchItemView {
+            tx_hash: Some(hash.to_hex()),
+            state: Some(TxState::Pending),
+            error: None,
+        });
+        admissible.push(tx);
+    }
+    drop(request);
+    let answers = if admissible.is_empty() {
+        Vec::new()
+    } else {
+        state.backend.submit_batch(admissible).await
+    };
+    assert_eq!(
+        answers.len(),
+        positions.len(),
+        "bug: the backend answered a batch with a different number of results"
+    );
+    for (position, answer) in positions.into_iter().zip(answers) {
+        match answer {
+            Ok(()) => {
+                state.metrics.txs_admitted.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => {
+                state.metrics.txs_refused.fetch_add(1, Ordering::Relaxed);
+                let item = &mut results[position];
+                item.state = None;
+                item.error = batch_item_refused(None, error.into()).error;
+            }
+        }
+    }
+    Ok(Json(SubmitBatchResponse { results }))
 }
 
 /// Where a transaction stands: pending in the mempool, committed (with its outcome), or
@@ -847,6 +968,7 @@ async fn fill_proof(
         level,
         trades,
         submit,
+        submit_batch,
         tx_status,
         account,
         open_orders,

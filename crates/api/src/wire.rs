@@ -94,6 +94,55 @@ pub struct SubmitRequest {
     pub wait_timeout_ms: Option<u64>,
 }
 
+/// Most transactions one `POST /v1/txs/batch` request may carry. It bounds the work one
+/// request asks of the node (one verify-queue entry, one driver hand-off) and the request
+/// body (see the route's own body limit); a market maker replacing its quotes needs far
+/// fewer. More is refused whole with `batch_too_large`.
+pub const MAX_BATCH_TXS: usize = 256;
+
+/// Submit several signed transactions in one request (`POST /v1/txs/batch`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitBatchRequest {
+    /// The canonical borsh bytes of each `SignedTransaction`, hex; at most
+    /// [`MAX_BATCH_TXS`]. Each is decoded, checked and admitted on its own.
+    pub txs: Vec<String>,
+}
+
+/// Why one item of a batch was refused: what `POST /v1/txs` would have answered for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchItemError {
+    /// The HTTP status the single route answers this refusal with (429 and 5xx are worth
+    /// a retry, the rest are not).
+    pub status: u16,
+    /// The stable code, the same as the single route's (`malformed_tx`, `bad_signature`,
+    /// `rate_limited`, `mempool_full`, a ledger rejection code, ...).
+    pub code: String,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+/// The fate of one item of a batch, in request order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchItemView {
+    /// Transaction id, hex; absent only when the item did not decode.
+    pub tx_hash: Option<String>,
+    /// `pending` when admitted; absent when refused.
+    pub state: Option<TxState>,
+    /// Why it was refused; absent when admitted.
+    pub error: Option<BatchItemError>,
+}
+
+/// The answer to a batch submission: one result per submitted item, in request order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitBatchResponse {
+    /// One per item of the request, in its order.
+    pub results: Vec<BatchItemView>,
+}
+
 /// Where a submitted transaction stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -2,7 +2,9 @@
 //! and nothing refused reaches the mempool. Plus the OpenAPI document, metrics and the
 //! WebSocket protocol's own errors.
 
-use dex_api::wire::{ServerMessage, TxStatusView};
+use dex_api::wire::{
+    BatchItemView, MAX_BATCH_TXS, ServerMessage, SubmitBatchResponse, TxState, TxStatusView,
+};
 use dex_api::{
     ApiBackend, ApiConfig, Clock, ErrorBody, LocalChain, LocalChainConfig, Quota, ServerHandle,
     demo_genesis, spawn_server,
@@ -90,6 +92,32 @@ impl Node {
             status,
             response.json().await.unwrap_or(serde_json::Value::Null),
         )
+    }
+
+    async fn post_batch(&self, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(self.url("/v1/txs/batch"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// A batch of hex items, answered 200: the typed results.
+    async fn submit_batch(&self, items: &[String]) -> Vec<BatchItemView> {
+        let body = serde_json::json!({ "txs": items });
+        let (status, json) = self.post_batch(body.to_string()).await;
+        assert_eq!(status, 200, "{json}");
+        let response: SubmitBatchResponse = serde_json::from_value(json).unwrap();
+        assert_eq!(response.results.len(), items.len(), "one result per item");
+        response.results
     }
 
     async fn submit(&self, tx: &SignedTransaction) -> (u16, serde_json::Value) {
@@ -368,6 +396,7 @@ async fn openapi_lists_every_route_and_metrics_are_served() {
         "/v1/markets/{market}/book/{side}/{price}",
         "/v1/markets/{market}/trades",
         "/v1/txs",
+        "/v1/txs/batch",
         "/v1/txs/{hash}",
         "/v1/accounts/{account}",
         "/v1/accounts/{account}/orders",
@@ -391,6 +420,8 @@ async fn openapi_lists_every_route_and_metrics_are_served() {
         "ServerMessage",
         "BookView",
         "SubmitRequest",
+        "SubmitBatchRequest",
+        "SubmitBatchResponse",
     ] {
         assert!(schemas.contains_key(schema), "{schema} missing");
     }
@@ -602,4 +633,172 @@ async fn shutdown_closes_websockets_instead_of_waiting_on_them() {
     })
     .await;
     assert!(end.is_ok());
+}
+
+fn item_hex(tx: &SignedTransaction) -> String {
+    hex::encode(tx.encode())
+}
+
+/// The code of a refused batch item (`<admitted>` when it was admitted).
+fn item_code(item: &BatchItemView) -> &str {
+    item.error
+        .as_ref()
+        .map_or("<admitted>", |e| e.code.as_str())
+}
+
+#[tokio::test]
+async fn a_batch_answers_each_item_in_order_and_one_bad_item_fails_no_other() {
+    let n = node(ApiConfig::default(), 1_000).await;
+    let mut forged = place(2, 7);
+    forged.signature[5] ^= 1;
+    let first = place(1, 1);
+    let items = vec![
+        item_hex(&first),
+        "not hex".to_owned(),
+        "00".to_owned(),
+        item_hex(&forged),
+        // The same transaction again: it is pending by the time this item is admitted.
+        item_hex(&first),
+        item_hex(&place(9, 1)),
+        item_hex(&cancel(2, 1)),
+    ];
+    let results = n.submit_batch(&items).await;
+    let codes: Vec<&str> = results.iter().map(item_code).collect();
+    assert_eq!(
+        codes,
+        [
+            "<admitted>",
+            "bad_request",
+            "malformed_tx",
+            "bad_signature",
+            "already_pending",
+            "unknown_account",
+            "<admitted>",
+        ]
+    );
+    // The statuses the single route would have answered.
+    let statuses: Vec<Option<u16>> = results
+        .iter()
+        .map(|r| r.error.as_ref().map(|e| e.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            None,
+            Some(400),
+            Some(400),
+            Some(400),
+            Some(409),
+            Some(422),
+            None
+        ]
+    );
+    for (item, result) in items.iter().zip(&results) {
+        let admitted = result.error.is_none();
+        assert_eq!(result.state == Some(TxState::Pending), admitted);
+        // Every item that decoded carries its id; the undecodable ones cannot.
+        match SignedTransaction::decode(&hex::decode(item).unwrap_or_default()) {
+            Ok(tx) => assert_eq!(result.tx_hash.as_deref(), Some(tx.hash().to_hex().as_str())),
+            Err(_) => assert_eq!(result.tx_hash, None),
+        }
+    }
+    assert_eq!(n.chain.pending_count(), 2);
+    let (_, status) = n.get(&format!("/v1/txs/{}", first.hash().to_hex())).await;
+    assert_eq!(status["state"], "pending");
+    // An empty batch is well-formed and answers nothing.
+    assert!(n.submit_batch(&[]).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_oversize_batch_is_refused_whole_but_a_full_batch_of_large_items_fits() {
+    let n = node(ApiConfig::default(), 1_000).await;
+    let too_many = vec![item_hex(&place(1, 1)); MAX_BATCH_TXS + 1];
+    let (status, json) = n
+        .post_batch(serde_json::json!({ "txs": too_many }).to_string())
+        .await;
+    assert_eq!((status, code(&json)), (413, "batch_too_large"), "{json}");
+    assert_eq!(n.chain.pending_count(), 0);
+    // MAX_BATCH_TXS items of the largest size a transaction may have: far above the 64 KiB
+    // every other route keeps, yet the request is taken and each item judged (these are
+    // not transactions, so each is refused on its own).
+    let largest = "00".repeat(dex_types::MAX_TX_BYTES);
+    let full = vec![largest; MAX_BATCH_TXS];
+    let body = serde_json::json!({ "txs": full }).to_string();
+    assert!(body.len() > 8 * ApiConfig::default().max_body_bytes);
+    let results = n.submit_batch(&full).await;
+    assert!(results.iter().all(|r| item_code(r) == "malformed_tx"));
+    // The single route keeps the small limit.
+    let (status, json) = n.post_raw(body).await;
+    assert_eq!((status, code(&json)), (413, "body_too_large"));
+    // One item over a transaction's size is refused like the single route refuses it.
+    let results = n
+        .submit_batch(&[
+            "00".repeat(dex_types::MAX_TX_BYTES + 1),
+            item_hex(&place(1, 1)),
+        ])
+        .await;
+    assert_eq!(
+        results.iter().map(item_code).collect::<Vec<_>>(),
+        ["tx_too_large", "<admitted>"]
+    );
+    // Unknown fields are refused, as on every request.
+    let (status, json) = n
+        .post_batch(r#"{"txs": [], "wait_for_commit": true}"#)
+        .await;
+    assert_eq!((status, code(&json)), (400, "unknown_field"), "{json}");
+}
+
+#[tokio::test]
+async fn a_batch_of_n_costs_n_tokens_and_cancels_cost_none() {
+    let config = ApiConfig {
+        per_ip: Quota {
+            per_second: 0,
+            burst: 6,
+        },
+        per_account: Quota {
+            per_second: 0,
+            burst: 3,
+        },
+        ..ApiConfig::default()
+    };
+    let n = node(config, 1_000).await;
+    let txs = [
+        place(1, 1),
+        place(1, 2),
+        place(1, 3),
+        // Account 1 has spent its 3 (this one still takes an address token, as a single
+        // submission would).
+        place(1, 4),
+        place(2, 1),
+        place(2, 2),
+        // The address has spent its 6.
+        place(2, 3),
+        cancel(1, 10),
+        cancel(2, 10),
+    ];
+    let items: Vec<String> = txs.iter().map(item_hex).collect();
+    let results = n.submit_batch(&items).await;
+    let codes: Vec<&str> = results.iter().map(item_code).collect();
+    assert_eq!(
+        codes,
+        [
+            "<admitted>",
+            "<admitted>",
+            "<admitted>",
+            "rate_limited",
+            "<admitted>",
+            "<admitted>",
+            "rate_limited",
+            "<admitted>",
+            "<admitted>",
+        ]
+    );
+    let message = |i: usize| results[i].error.as_ref().unwrap().message.clone();
+    assert!(message(3).contains("account"), "{}", message(3));
+    assert!(message(6).contains("address"), "{}", message(6));
+    assert_eq!(results[3].error.as_ref().unwrap().status, 429);
+    assert_eq!(n.chain.pending_count(), 7);
+    // The batch drew on the same address bucket as every other request.
+    let (status, json) = n.get("/v1/markets").await;
+    assert_eq!((status, code(&json)), (429, "rate_limited"));
 }
