@@ -39,7 +39,7 @@ use crate::recovery::recover;
 use crate::signatures::SignatureCache;
 use dex_consensus::{
     CommitCertificate, Consensus, ConsensusError, ConsensusValue, Effect, Evidence, Height, Input,
-    Message, Round, Timeout, ValidatorIndex, ValidatorSet,
+    Message, Round, Timeout, ValidatorIndex, ValidatorSet, VerifiedMessage,
 };
 use dex_state::{BlockResult, Genesis, Ledger};
 use dex_storage::{ChainStore, CommittedHead, Store};
@@ -68,6 +68,9 @@ pub enum Timer {
 pub enum Event {
     /// A consensus message from the network (not yet verified).
     Message(Message<Block>),
+    /// A consensus message the host verified as it arrived, off this thread: the core does
+    /// not check its signatures again.
+    VerifiedMessage(Box<VerifiedMessage<Block>>),
     /// A transaction from a client or from gossip (not yet verified).
     Transaction(SignedTransaction),
     /// A decided block with its certificate, sent by a peer because this node is behind.
@@ -419,6 +422,10 @@ impl<S: Store> Replica<S> {
                     Message::Vote(vote) => Input::Vote(vote),
                 };
                 self.feed(now, input, Some(sender), out)
+            }
+            Event::VerifiedMessage(verified) => {
+                let sender = verified.message().signer();
+                self.feed(now, Input::Verified(verified), Some(sender), out)
             }
             Event::Transaction(signed) => self.admit(now, signed, out).map(|_| ()),
             Event::Decided {

@@ -69,7 +69,7 @@ pub use evidence::{Evidence, EvidenceError, MAX_EVIDENCE_BYTES};
 pub use machine::{Consensus, ConsensusError, Effect, Input, SetupError};
 pub use messages::{
     ConsensusValue, DecodeError, MAX_SIGNED_PROPOSAL_BYTES, MAX_VOTE_BYTES, Message, MessageError,
-    Proposal, ProposalMessage, SignedProposal, SignedVote, Vote,
+    Proposal, ProposalMessage, SignedProposal, SignedVote, VerifiedMessage, Vote,
 };
 pub use types::{
     ChainId, Height, Round, SignatureBytes, Step, Timeout, TimeoutKind, ValidatorIndex, VoteType,

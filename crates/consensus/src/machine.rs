@@ -6,8 +6,8 @@ use crate::certificate::{CertificateError, CommitCertificate, PolkaCertificate};
 use crate::config::{ConfigError, ConsensusConfig};
 use crate::evidence::Evidence;
 use crate::keeper::{Added, RoundVotes};
-use crate::messages::SignedVote;
 use crate::messages::{ConsensusValue, Message, MessageError, Proposal, ProposalMessage, Vote};
+use crate::messages::{SignedVote, VerifiedMessage};
 use crate::types::{Height, Round, Step, Timeout, TimeoutKind, ValidatorIndex, VoteType};
 use crate::validators::ValidatorSet;
 use crate::wal::WalEntry;
@@ -22,6 +22,10 @@ pub enum Input<V> {
     Proposal(ProposalMessage<V>),
     /// A prevote or precommit from the network (signature not yet checked).
     Vote(SignedVote),
+    /// A proposal or vote whose signatures the host already checked
+    /// ([`Message::into_verified`]); checked again only if it was checked against another
+    /// chain or another key for its signer.
+    Verified(Box<VerifiedMessage<V>>),
     /// A timer from [`Effect::ScheduleTimeout`] fired.
     Timeout(Timeout),
     /// The host's verdict on a value from [`Effect::ValidateProposal`]: whether the block
@@ -523,6 +527,10 @@ impl<V: ConsensusValue> Consensus<V> {
                 self.admit(Message::Proposal(proposal), false, &mut out)?
             }
             Input::Vote(vote) => self.admit(Message::Vote(vote), false, &mut out)?,
+            Input::Verified(verified) => {
+                let trusted = verified.checked_against(&self.validators, self.config.chain_id);
+                self.admit((*verified).into_message(), trusted, &mut out)?
+            }
             Input::Timeout(timeout) => self.on_timeout(timeout, &mut out),
             Input::ProposalValidated {
                 height,

@@ -275,6 +275,66 @@ impl<V: ConsensusValue> Message<V> {
     }
 }
 
+/// A message whose signatures were checked ([`Message::into_verified`]). The consensus core
+/// takes it ([`crate::Input::Verified`]) without checking them again, so a host that checks
+/// messages off its consensus thread (in parallel, as they arrive) does not pay for each
+/// check twice. It records the chain and the signer's key it was checked against, and the
+/// core trusts it only if they are its own; otherwise it checks the message as usual.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedMessage<V> {
+    // Crate-private: outside this crate one is made only by `Message::into_verified`.
+    pub(crate) message: Message<V>,
+    pub(crate) chain_id: ChainId,
+    pub(crate) signer_key: ed25519_dalek::VerifyingKey,
+}
+
+impl<V: ConsensusValue> Message<V> {
+    /// Verify the message standalone ([`Message::verify`]) and keep the proof of it.
+    pub fn into_verified(
+        self,
+        validators: &ValidatorSet,
+        chain_id: ChainId,
+    ) -> Result<VerifiedMessage<V>, MessageError> {
+        self.verify(validators, chain_id)?;
+        let signer = self.signer();
+        let validator = validators
+            .get(signer)
+            .ok_or(MessageError::UnknownValidator {
+                index: signer,
+                validators: validators.len(),
+            })?;
+        Ok(VerifiedMessage {
+            signer_key: validator.public_key,
+            chain_id,
+            message: self,
+        })
+    }
+}
+
+impl<V> VerifiedMessage<V> {
+    /// The message.
+    pub fn message(&self) -> &Message<V> {
+        &self.message
+    }
+
+    /// The message, giving up the proof.
+    pub fn into_message(self) -> Message<V> {
+        self.message
+    }
+
+    /// Whether it was checked under `chain_id` with the key `validators` gives its signer:
+    /// then checking it again under them would give the same answer.
+    pub(crate) fn checked_against(&self, validators: &ValidatorSet, chain_id: ChainId) -> bool
+    where
+        V: ConsensusValue,
+    {
+        self.chain_id == chain_id
+            && validators
+                .get(self.message.signer())
+                .is_some_and(|v| v.public_key == self.signer_key)
+    }
+}
+
 /// Why a signed proposal or vote is not acceptable on its own.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MessageError {

@@ -13,7 +13,7 @@
 use crate::metrics::NodeMetrics;
 use dex_api::{CommittedBlock, FeedHub};
 use dex_chain::{Action, Event, MempoolError, Replica, Timer};
-use dex_consensus::{CommitCertificate, Message, ValidatorIndex};
+use dex_consensus::{CommitCertificate, ValidatorIndex, VerifiedMessage};
 use dex_p2p::Topic;
 use dex_storage::RocksStore;
 use dex_types::{Block, Hash, SignedTransaction, TimestampMs};
@@ -27,9 +27,12 @@ use tokio::sync::{mpsc, oneshot};
 pub(crate) type ReadFn = Box<dyn FnOnce(&Replica<RocksStore>) + Send>;
 
 /// Consensus traffic and reads (drained before transactions).
+// A decided block from sync is the large variant; it is rare, and boxing it would only move
+// the allocation.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Control {
-    /// A consensus message whose signature the network side checked.
-    Message(Message<Block>),
+    /// A consensus message whose signatures the network side checked.
+    Message(Box<VerifiedMessage<Block>>),
     /// A decided block from block sync.
     Decided {
         from: Option<ValidatorIndex>,
@@ -228,7 +231,7 @@ impl Driver {
     fn on_control(&mut self, input: Control) -> Result<bool, dex_chain::ChainError> {
         match input {
             Control::Stop => return Ok(false),
-            Control::Message(message) => self.handle(Event::Message(message))?,
+            Control::Message(message) => self.handle(Event::VerifiedMessage(message))?,
             Control::Decided {
                 from,
                 block,

@@ -307,10 +307,12 @@ impl Network {
         let shared = self.shared.clone();
         let checked = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            consensus.verify(&validators, chain_id)?;
+            // Checked here, once: the driver's consensus core takes the proof and does not
+            // check the signatures again.
+            let consensus = consensus.into_verified(&validators, chain_id)?;
             // A proposal's transactions are checked here, in parallel with consensus, so
             // that validating the block on the driver thread finds them verified.
-            let verified: Vec<SignedTransaction> = match &consensus {
+            let verified: Vec<SignedTransaction> = match consensus.message() {
                 Message::Proposal(proposal) => {
                     // Transactions this node admitted were verified then (the driver
                     // recorded them); checking them again would double the node's main
@@ -351,7 +353,11 @@ impl Network {
         if !verified.is_empty() && self.control.try_send(Control::Verified(verified)).is_err() {
             self.shared.metrics.reject(RejectReason::Overloaded);
         }
-        if self.control.try_send(Control::Message(consensus)).is_err() {
+        if self
+            .control
+            .try_send(Control::Message(Box::new(consensus)))
+            .is_err()
+        {
             self.shared.metrics.reject(RejectReason::Overloaded);
         }
     }
