@@ -15,7 +15,7 @@
 use crate::driver::{Control, Outgoing, Shared, Submission};
 use crate::gossip;
 use crate::metrics::RejectReason;
-use dex_consensus::{CommitCertificate, Message, ValidatorIndex, ValidatorSet};
+use dex_consensus::{CommitCertificate, Message, ValidatorIndex, ValidatorSet, VerifiedMessage};
 use dex_p2p::{GossipMessage, P2pEvent, P2pHandle, PeerId, SyncRequest, Topic, Verdict};
 use dex_types::{Block, SignedTransaction};
 use dex_verify::TxVerifier;
@@ -61,6 +61,19 @@ pub(crate) struct Network {
     /// Transaction batches being decoded and verified at once; more are dropped (and
     /// counted) without penalty to their senders.
     pub batch_slots: Arc<Semaphore>,
+}
+
+/// A consensus message whose signatures held, with the transactions of a proposal that
+/// were verified with it; or the bad signature.
+type CheckedMessage =
+    Result<(VerifiedMessage<Block>, Vec<SignedTransaction>), dex_consensus::MessageError>;
+
+/// Why a consensus message was not checked (no judgement on it).
+enum CheckRefusal {
+    /// Too many checks in flight.
+    Overloaded,
+    /// The node is stopping.
+    Stopped,
 }
 
 struct SyncState {
@@ -296,16 +309,60 @@ impl Network {
                 .verdict(&message, Verdict::Ignore, Some(RejectReason::Stale))
                 .await;
         }
+        let checked = if let Message::Vote(_) = &consensus {
+            // One signature, tens of microseconds: checked on this task. Handing it to the
+            // blocking pool costs about as much again in thread switches, and this task
+            // waits for the answer either way.
+            Ok(consensus
+                .into_verified(&self.validators, self.chain_id)
+                .map(|verified| (verified, Vec::new())))
+        } else {
+            self.check_proposal(consensus).await
+        };
+        let (consensus, verified) = match checked {
+            Ok(Ok(checked)) => checked,
+            Ok(Err(_)) => {
+                return self
+                    .verdict(&message, Verdict::Reject, Some(RejectReason::BadSignature))
+                    .await;
+            }
+            Err(CheckRefusal::Overloaded) => {
+                return self
+                    .verdict(&message, Verdict::Ignore, Some(RejectReason::Overloaded))
+                    .await;
+            }
+            Err(CheckRefusal::Stopped) => {
+                return self.verdict(&message, Verdict::Ignore, None).await;
+            }
+        };
+        self.verdict(&message, Verdict::Accept, None).await;
+        if !verified.is_empty() && self.control.try_send(Control::Verified(verified)).is_err() {
+            self.shared.metrics.reject(RejectReason::Overloaded);
+        }
+        if self
+            .control
+            .try_send(Control::Message(Box::new(consensus)))
+            .is_err()
+        {
+            self.shared.metrics.reject(RejectReason::Overloaded);
+        }
+    }
+
+    /// A proposal's signatures and those of its transactions this node has not admitted,
+    /// checked on the blocking pool (a block may carry hundreds): the verified message and
+    /// the transactions that passed.
+    async fn check_proposal(
+        &self,
+        consensus: Message<Block>,
+    ) -> Result<CheckedMessage, CheckRefusal> {
         let Ok(permit) = self.verify_slots.clone().try_acquire_owned() else {
-            return self
-                .verdict(&message, Verdict::Ignore, Some(RejectReason::Overloaded))
-                .await;
+            return Err(CheckRefusal::Overloaded);
         };
         let validators = self.validators.clone();
         let chain_id = self.chain_id;
         let verifier = self.verifier.clone();
         let shared = self.shared.clone();
-        let checked = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let _permit = permit;
             // Checked here, once: the driver's consensus core takes the proof and does not
             // check the signatures again.
@@ -339,27 +396,9 @@ impl Network {
             };
             Ok::<_, dex_consensus::MessageError>((consensus, verified))
         })
-        .await;
-        let (consensus, verified) = match checked {
-            Ok(Ok(checked)) => checked,
-            Ok(Err(_)) => {
-                return self
-                    .verdict(&message, Verdict::Reject, Some(RejectReason::BadSignature))
-                    .await;
-            }
-            Err(_) => return self.verdict(&message, Verdict::Ignore, None).await,
-        };
-        self.verdict(&message, Verdict::Accept, None).await;
-        if !verified.is_empty() && self.control.try_send(Control::Verified(verified)).is_err() {
-            self.shared.metrics.reject(RejectReason::Overloaded);
-        }
-        if self
-            .control
-            .try_send(Control::Message(Box::new(consensus)))
-            .is_err()
-        {
-            self.shared.metrics.reject(RejectReason::Overloaded);
-        }
+        .await
+        // The runtime is stopping or the pool panicked: no judgement.
+        .map_err(|_| CheckRefusal::Stopped)
     }
 
     /// Answer a peer's request for decided blocks from the store (read on the driver
