@@ -59,6 +59,17 @@ pub(crate) enum Submission {
         tx: SignedTransaction,
         reply: oneshot::Sender<Result<Hash, MempoolError>>,
     },
+    /// A client batch from this node's API (`POST /v1/txs/batch`): each transaction
+    /// admitted or refused as [`Submission::Client`] is, the answers sent together in the
+    /// batch's order on one channel. `room` is the batch's reservation in the verify
+    /// stage's budget, given back once the driver has taken the batch: one channel entry
+    /// carries up to a whole batch, so the channel's entry bound alone would not bound
+    /// memory.
+    ClientBatch {
+        txs: Vec<SignedTransaction>,
+        reply: oneshot::Sender<Vec<Result<Hash, MempoolError>>>,
+        room: crate::verify::QueueRoom,
+    },
     /// The transactions of one gossip batch from a peer. The p2p layer relays the batch
     /// itself, so they are not gossiped again; [`Shared::gossip_queued_txs`] counts them
     /// while they wait in the channel.
@@ -70,6 +81,7 @@ impl Submission {
     fn txs(&self) -> usize {
         match self {
             Submission::Client { .. } => 1,
+            Submission::ClientBatch { txs, .. } => txs.len(),
             Submission::Gossip(txs) => txs.len(),
         }
     }
@@ -272,6 +284,28 @@ impl Driver {
                 }
                 // The client may have gone; the transaction stays admitted either way.
                 let _ = reply.send(admitted);
+            }
+            Submission::ClientBatch { txs, reply, room } => {
+                // Taken: the batch no longer waits in the channel.
+                drop(room);
+                let mut answers = Vec::with_capacity(txs.len());
+                let mut admitted = Vec::with_capacity(txs.len());
+                for tx in txs {
+                    // Admitted ones go to the batching gossip task, as single ones do.
+                    let answer = self.admit(tx, false)?;
+                    if let Ok(id) = &answer {
+                        admitted.push(*id);
+                    }
+                    answers.push(answer);
+                }
+                // One write lock for the whole batch, before the client hears of it, so
+                // a status query right after the answer sees its transactions pending.
+                self.shared
+                    .pending
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(admitted);
+                let _ = reply.send(answers);
             }
             Submission::Gossip(txs) => {
                 self.shared.release_gossip(txs.len());
