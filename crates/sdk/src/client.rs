@@ -482,6 +482,25 @@ impl Client {
         }
     }
 
+    /// Submit already signed transactions in one request (`POST /v1/txs/batch`, at most
+    /// [`MAX_BATCH_TXS`]; more is refused whole with `batch_too_large`). The answer has
+    /// one result per transaction, in the order given: its id when admitted (pending; the
+    /// batch route never waits for the commit), or the node's refusal of that transaction
+    /// alone as [`SdkError::Api`] with the status and code the single route would have
+    /// answered (so [`SdkError::is_retryable`] tells which are worth sending again).
+    ///
+    /// Nothing is retried here: when the request as a whole fails (the `Err` of the
+    /// outer result, e.g. a broken connection) some transactions may have been admitted,
+    /// so ask [`Client::tx_status`] before sending any of them again.
+    pub async fn submit_batch(&self, txs: &[SignedTransaction]) -> Result<Vec<Result<Hash>>> {
+        let request = SubmitBatchRequest {
+            txs: txs.iter().map(|tx| hex::encode(tx.encode())).collect(),
+        };
+        let answer: SubmitBatchResponse =
+            post_json(&self.http, &format!("{}/v1/txs/batch", self.base), &request).await?;
+        batch_results(txs, answer)
+    }
+
     /// With `wait_for_commit`, poll a pending transaction until committed or timed out.
     async fn settle(&self, status: TxStatusView) -> Result<TxStatusView> {
         if !self.config.wait_for_commit || status.state != TxState::Pending {
@@ -648,6 +667,46 @@ impl Client {
     }
 }
 
+/// Match a batch answer to the submitted transactions: one result per transaction, each
+/// naming the transaction it answers.
+fn batch_results(
+    txs: &[SignedTransaction],
+    answer: SubmitBatchResponse,
+) -> Result<Vec<Result<Hash>>> {
+    if answer.results.len() != txs.len() {
+        return Err(SdkError::Protocol(format!(
+            "{} results for a batch of {} transactions",
+            answer.results.len(),
+            txs.len()
+        )));
+    }
+    txs.iter()
+        .zip(answer.results)
+        .enumerate()
+        .map(|(i, (tx, item))| {
+            let hash = tx.hash();
+            // A transaction the node decoded is named by its id; ours always decode.
+            if item.tx_hash.as_deref() != Some(hash.to_hex().as_str()) {
+                return Err(SdkError::Protocol(format!(
+                    "batch item {i} answers for {:?}, not {hash}",
+                    item.tx_hash
+                )));
+            }
+            match (item.state, item.error) {
+                (Some(TxState::Pending), None) => Ok(Ok(hash)),
+                (None, Some(error)) => Ok(Err(SdkError::Api {
+                    status: error.status,
+                    code: error.code,
+                    message: error.message,
+                })),
+                (state, error) => Err(SdkError::Protocol(format!(
+                    "batch item {i} is neither pending nor refused: state {state:?}, error {error:?}"
+                ))),
+            }
+        })
+        .collect()
+}
+
 async fn answer<T: DeserializeOwned>(response: reqwest::Response) -> Result<T> {
     let status = response.status();
     if status.is_success() {
@@ -678,4 +737,79 @@ async fn post_json<B: serde::Serialize, T: DeserializeOwned>(
     body: &B,
 ) -> Result<T> {
     answer(http.post(url).json(body).send().await?).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dex_types::{Keypair, Transfer};
+
+    fn transfer(nonce: u64) -> SignedTransaction {
+        let key = Keypair::from_seed([3; 32]);
+        key.sign(Transaction {
+            chain_id: ChainId(1),
+            account: key.account_id(),
+            signer: key.account_id(),
+            nonce,
+            expires_at: TimestampMs(u64::MAX),
+            action: Action::Transfer(Transfer {
+                to: Keypair::from_seed([4; 32]).account_id(),
+                asset: AssetId(0),
+                amount: Amount(1),
+            }),
+        })
+        .unwrap()
+    }
+
+    fn pending(tx: &SignedTransaction) -> BatchItemView {
+        BatchItemView {
+            tx_hash: Some(tx.hash().to_hex()),
+            state: Some(TxState::Pending),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_answer_must_match_the_batch_item_for_item() {
+        let txs = [transfer(1), transfer(2)];
+        let refused = BatchItemView {
+            tx_hash: Some(txs[1].hash().to_hex()),
+            state: None,
+            error: Some(BatchItemError {
+                status: 503,
+                code: "mempool_full".into(),
+                message: "full".into(),
+            }),
+        };
+        let results = batch_results(
+            &txs,
+            SubmitBatchResponse {
+                results: vec![pending(&txs[0]), refused.clone()],
+            },
+        )
+        .unwrap();
+        assert_eq!(results[0].as_ref().unwrap(), &txs[0].hash());
+        let error = results[1].as_ref().unwrap_err();
+        assert_eq!(error.code(), Some("mempool_full"));
+        assert!(error.is_retryable());
+        // Too few results, results out of order, or an item both pending and refused:
+        // the node broke the contract, and no item's fate can be trusted.
+        let broken = [
+            vec![pending(&txs[0])],
+            vec![pending(&txs[1]), pending(&txs[0])],
+            vec![
+                pending(&txs[0]),
+                BatchItemView {
+                    state: Some(TxState::Pending),
+                    ..refused
+                },
+            ],
+        ];
+        for results in broken {
+            assert!(matches!(
+                batch_results(&txs, SubmitBatchResponse { results }),
+                Err(SdkError::Protocol(_))
+            ));
+        }
+    }
 }

@@ -435,3 +435,67 @@ async fn unreachable_nodes_are_transport_errors() {
     let error = Client::connect(&url, None, config).await.unwrap_err();
     assert!(error.is_retryable(), "{error}");
 }
+
+#[tokio::test]
+async fn a_batch_submission_answers_each_transaction_in_order() {
+    let net = Devnet::start(1).await;
+    let client = net.client(0).await;
+    let key = &net.keys[0];
+    let market = client.market(M).unwrap().clone();
+    let mut signed = Vec::new();
+    for (k, price) in ["70", "71", "72", "73"].into_iter().enumerate() {
+        let order = OrderParams::limit(M, Side::Buy, d(price), d("0.1"))
+            .to_request(&market, Some(ClientOrderId(500 + k as u64)))
+            .unwrap();
+        let tx = dex_types::Transaction {
+            chain_id: client.chain_id(),
+            account: key.account(),
+            signer: key.signer(),
+            nonce: client.nonces().lease().await.nonce,
+            expires_at: TimestampMs(client.now().0 + 60_000),
+            action: dex_types::Action::Batch(dex_types::OrderBatch {
+                legs: vec![dex_types::BatchLeg::Place(order)],
+                atomic: true,
+            }),
+        };
+        signed.push(key.sign(tx).unwrap());
+    }
+    // The second is forged: refused alone, the others admitted in their places.
+    signed[1].signature[4] ^= 1;
+    let results = client.submit_batch(&signed).await.unwrap();
+    assert_eq!(results.len(), 4);
+    for (k, result) in results.iter().enumerate() {
+        match (k, result) {
+            (1, Err(SdkError::Api { status, code, .. })) => {
+                assert_eq!((*status, code.as_str()), (400, "bad_signature"));
+                assert!(!result.as_ref().unwrap_err().is_retryable());
+            }
+            (_, Ok(hash)) => assert_eq!(*hash, signed[k].hash()),
+            other => panic!("item {k}: {other:?}"),
+        }
+    }
+    // The admitted three are placed once each, the forged one never.
+    let open = eventually(WAIT, || async {
+        let open = client.open_orders(None).await.unwrap();
+        (open.len() == 3).then_some(open)
+    })
+    .await;
+    let ids: BTreeSet<u64> = open.iter().map(|o| o.client_order_id.unwrap()).collect();
+    assert_eq!(ids, BTreeSet::from([500, 502, 503]));
+    // Sent again, each admitted one is now committed (its nonce spent): refused alone.
+    let again = client.submit_batch(&signed[2..]).await.unwrap();
+    assert!(
+        again
+            .iter()
+            .all(|r| r.as_ref().err().and_then(SdkError::code) == Some("nonce_replayed"))
+    );
+    // More than a batch may carry is refused whole.
+    let too_many = vec![signed[0].clone(); dex_api::wire::MAX_BATCH_TXS + 1];
+    match client.submit_batch(&too_many).await {
+        Err(SdkError::Api { status, code, .. }) => {
+            assert_eq!((status, code.as_str()), (413, "batch_too_large"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(client.submit_batch(&[]).await.unwrap().is_empty());
+}
