@@ -19,6 +19,8 @@
 //! - [`stream`]: the seeded order stream and its parallel signing;
 //! - [`cluster`]: laying out a chain, running `dexd` processes, reading a given spec;
 //! - [`runner`]: sender, block watcher, metrics sampler, drain and resolution;
+//! - [`batch`]: with `--batch N`, which transactions share a request and what its answer
+//!   means for each;
 //! - [`accounting`]: the fate of every transaction and the end-of-run check;
 //! - [`stats`], [`probe`], [`report`]: quantiles, metrics and `/proc`, the report.
 //!
@@ -32,6 +34,7 @@
 //! The crate has no feature flags.
 
 pub mod accounting;
+pub mod batch;
 pub mod cluster;
 pub mod keys;
 pub mod probe;

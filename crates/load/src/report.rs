@@ -44,6 +44,8 @@ pub struct Setup {
     pub mix: Mix,
     /// Most requests in flight.
     pub concurrency: usize,
+    /// Most transactions per submission request (1: each on its own).
+    pub batch: usize,
     /// Loopback source addresses the requests come from.
     pub source_ips: usize,
     /// Most transactions of one trader in flight.
@@ -219,7 +221,7 @@ impl Report {
         let s = &self.setup;
         let _ = writeln!(
             out,
-            "dex-load: {} validators, {} traders, seed {}, mix rest/cross/ioc/cancel {}/{}/{}/{} %, concurrency {}, {} source addresses, {} cores",
+            "dex-load: {} validators, {} traders, seed {}, mix rest/cross/ioc/cancel {}/{}/{}/{} %, concurrency {}, batch {}, {} source addresses, {} cores",
             s.validators,
             s.traders,
             s.seed,
@@ -228,6 +230,7 @@ impl Report {
             s.mix.ioc,
             s.mix.cancel,
             s.concurrency,
+            s.batch,
             s.source_ips.max(1),
             s.cores
         );

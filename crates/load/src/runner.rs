@@ -9,7 +9,10 @@
 //!   to validator `k mod n`, from loopback source address `(k / n) mod s`: the API limits
 //!   submissions per client address, and a load of many traders comes from many
 //!   addresses. Requests in flight are bounded (`concurrency`), and so are each trader's
-//!   transactions in flight (below the ledger's 64-nonce window);
+//!   transactions in flight (below the ledger's 64-nonce window). With `--batch N`
+//!   consecutive transactions share one `POST /v1/txs/batch` request of up to N, sent
+//!   when its last transaction is due (see [`crate::batch`] for the rules), and each
+//!   transaction's refusal is accounted as a single one would be;
 //! - the **block watcher** follows one validator's block stream (WebSocket, with replay
 //!   after a reconnect) and hands each block to the [`Tracker`];
 //! - the **sampler** reads every validator's `/metrics` each interval (mempool backlog,
@@ -21,6 +24,7 @@
 
 use crate::LoadError;
 use crate::accounting::{BlockTx, Tracker, TxId};
+use crate::batch::{Fate, OpenBatch, Queued};
 use crate::probe::{self, CpuSnapshot};
 use crate::report::{
     Backlog, BlockStats, CpuReport, NodeCounters, PhaseReport, Report, Second, Setup, TargetCheck,
@@ -28,7 +32,7 @@ use crate::report::{
 };
 use crate::stats::{LatencySummary, quantile};
 use crate::stream::{MarketPlan, Mix, OrderStream, PreparedTx, StreamConfig, sign_all};
-use dex_sdk::wire::{BlockView, ChainView, Channel, TxState, TxStatusView};
+use dex_sdk::wire::{BlockView, ChainView, Channel, SubmitBatchResponse, TxState, TxStatusView};
 use dex_sdk::{StreamConfig as WsConfig, StreamEvent, Subscription, TraderKey};
 use dex_types::{ChainId, Hash, TimestampMs};
 use futures::StreamExt;
@@ -58,8 +62,12 @@ pub struct RunOptions {
     pub mode: RateMode,
     /// Length of each phase's submission window.
     pub duration: Duration,
-    /// Most requests in flight.
+    /// Most requests in flight (with batches, each request carries up to `batch`
+    /// transactions).
     pub concurrency: usize,
+    /// Most transactions per request: 1 sends each on its own (`POST /v1/txs`), more
+    /// sends consecutive ones together (`POST /v1/txs/batch`).
+    pub batch: usize,
     /// Most transactions of one trader sent and not yet committed or refused.
     pub trader_inflight_max: u32,
     /// Loopback source addresses (127.0.1.1 on) to send from; 0 sends from the default
@@ -87,6 +95,7 @@ impl Default for RunOptions {
             mode: RateMode::MaxThenHalf,
             duration: Duration::from_secs(30),
             concurrency: 256,
+            batch: 1,
             trader_inflight_max: 48,
             source_ips: 32,
             max_signed: 300_000,
@@ -338,6 +347,119 @@ struct SendOutcome {
     trader_waits: u64,
 }
 
+/// The sender's side of a phase: where requests go, and what it has sent.
+struct Sender<'a> {
+    shared: &'a Arc<Shared>,
+    clients: &'a Clients,
+    submit_urls: Vec<Arc<str>>,
+    slots: Arc<Semaphore>,
+    at_max: bool,
+    /// Each transaction on its own through the single route (`--batch 1`).
+    single: bool,
+    batches: u64,
+    sent: usize,
+    lag_us_max: u64,
+}
+
+impl Sender<'_> {
+    /// Send what `open` holds as one request (nothing if it is empty).
+    async fn flush(&mut self, open: &mut OpenBatch) {
+        if open.is_empty() {
+            return;
+        }
+        let items = open.take();
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("bug: the request slots are never closed");
+        let shared = self.shared.clone();
+        let sent_us = shared.now_us();
+        let (starts, lag_us) = crate::batch::starts(&items, sent_us);
+        self.lag_us_max = self.lag_us_max.max(lag_us);
+        {
+            let mut tracker = shared.tracker();
+            for (id, start_us) in starts {
+                tracker.on_sent(id, start_us, sent_us);
+            }
+        }
+        self.sent += items.len();
+        let (node, source) = crate::batch::route(
+            self.batches,
+            self.submit_urls.len(),
+            self.clients.submit.len(),
+        );
+        self.batches += 1;
+        let client = self.clients.submit[source].clone();
+        let url = self.submit_urls[node].clone();
+        let ids: Vec<TxId> = items.iter().map(|q| q.id).collect();
+        let body = if self.single {
+            items
+                .into_iter()
+                .next()
+                .map(|q| q.tx.body)
+                .expect("bug: a flushed batch is not empty")
+        } else {
+            crate::batch::batch_body(&items)
+        };
+        let single = self.single;
+        let at_max = self.at_max;
+        tokio::spawn(async move {
+            let result = client
+                .post(&*url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await;
+            let whole = |fate: Fate| vec![fate; ids.len()];
+            let fates = match result {
+                Ok(response) if response.status().is_success() => {
+                    if single {
+                        whole(Fate::Admitted)
+                    } else {
+                        match response.json::<SubmitBatchResponse>().await {
+                            Ok(answer) => crate::batch::item_fates(answer, ids.len()),
+                            Err(_) => whole(Fate::NoAnswer),
+                        }
+                    }
+                }
+                // The request as a whole was refused: so was each of its transactions.
+                Ok(response) => {
+                    let status = response.status();
+                    let code = match response.json::<ErrorCode>().await {
+                        Ok(body) => body.code,
+                        Err(_) => format!("http_{}", status.as_u16()),
+                    };
+                    whole(Fate::Refused(code))
+                }
+                Err(_) => whole(Fate::NoAnswer),
+            };
+            let now = shared.now_us();
+            let mut capacity_refused = false;
+            {
+                let mut tracker = shared.tracker();
+                for (id, fate) in ids.into_iter().zip(fates) {
+                    match fate {
+                        Fate::Admitted => tracker.on_admitted(id),
+                        Fate::Refused(code) => {
+                            capacity_refused |= is_capacity_refusal(&code);
+                            tracker.on_refused(id, &code, now);
+                        }
+                        Fate::NoAnswer => tracker.on_no_answer(id),
+                    }
+                }
+            }
+            if at_max && capacity_refused {
+                shared
+                    .pause_until_us
+                    .fetch_max(now + CAPACITY_PAUSE_US, Ordering::Relaxed);
+            }
+            drop(slot);
+        });
+    }
+}
+
 async fn send_phase(
     shared: &Arc<Shared>,
     clients: &Clients,
@@ -346,16 +468,26 @@ async fn send_phase(
     rate: Option<f64>,
     options: &RunOptions,
 ) -> SendOutcome {
-    let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
-    let submit_urls: Vec<Arc<str>> = urls
-        .iter()
-        .map(|u| Arc::from(format!("{u}/v1/txs")))
-        .collect();
+    let single = options.batch <= 1;
+    let route = if single { "/v1/txs" } else { "/v1/txs/batch" };
+    let mut sender = Sender {
+        shared,
+        clients,
+        submit_urls: urls
+            .iter()
+            .map(|u| Arc::from(format!("{u}{route}")))
+            .collect(),
+        slots: Arc::new(Semaphore::new(options.concurrency.max(1))),
+        at_max: rate.is_none(),
+        single,
+        batches: 0,
+        sent: 0,
+        lag_us_max: 0,
+    };
+    let mut open = OpenBatch::new(options.batch);
     let start = Instant::now();
     let start_us = shared.now_us();
     let total = txs.len();
-    let mut sent = 0usize;
-    let mut lag_us_max = 0u64;
     let mut trader_waits = 0u64;
     'send: for (k, (id, tx)) in txs.into_iter().enumerate() {
         if start.elapsed() >= options.duration {
@@ -376,11 +508,17 @@ async fn send_phase(
                 tokio::time::sleep(Duration::from_micros(pause - now)).await;
             }
         }
-        // A trader with its window of transactions in flight waits for a block.
+        // A trader with its window of transactions in flight (or waiting in the open
+        // batch) waits for a block; the batch goes first, so it holds nothing back.
         loop {
             let notified = shared.blocks.notified();
-            if shared.tracker().inflight(tx.trader) < options.trader_inflight_max {
+            let held = shared.tracker().inflight(tx.trader) + open.of_trader(tx.trader);
+            if held < options.trader_inflight_max {
                 break;
+            }
+            if !open.is_empty() {
+                sender.flush(&mut open).await;
+                continue;
             }
             trader_waits += 1;
             let _ = tokio::time::timeout(Duration::from_millis(20), notified).await;
@@ -388,59 +526,28 @@ async fn send_phase(
                 break 'send;
             }
         }
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            break;
-        };
-        let sent_us = shared.now_us();
-        let begin = scheduled_us.unwrap_or(sent_us);
-        lag_us_max = lag_us_max.max(sent_us.saturating_sub(begin));
-        shared.tracker().on_sent(id, begin, sent_us);
-        sent += 1;
-        let node = k % urls.len();
-        let client = clients.submit[(k / urls.len()) % clients.submit.len()].clone();
-        let url = submit_urls[node].clone();
-        let shared = shared.clone();
-        let at_max = rate.is_none();
-        tokio::spawn(async move {
-            let result = client
-                .post(&*url)
-                .header("content-type", "application/json")
-                .body(tx.body)
-                .send()
-                .await;
-            match result {
-                Ok(response) if response.status().is_success() => {
-                    shared.tracker().on_admitted(id);
-                }
-                Ok(response) => {
-                    let status = response.status();
-                    let code = match response.json::<ErrorCode>().await {
-                        Ok(body) => body.code,
-                        Err(_) => format!("http_{}", status.as_u16()),
-                    };
-                    let now = shared.now_us();
-                    if at_max && is_capacity_refusal(&code) {
-                        shared
-                            .pause_until_us
-                            .fetch_max(now + CAPACITY_PAUSE_US, Ordering::Relaxed);
-                    }
-                    shared.tracker().on_refused(id, &code, now);
-                }
-                Err(_) => shared.tracker().on_no_answer(id),
-            }
-            drop(slot);
+        open.push(Queued {
+            id,
+            tx,
+            scheduled_us,
         });
+        if open.is_full() {
+            sender.flush(&mut open).await;
+        }
     }
+    // The phase's last, partly filled batch: its transactions were due in the window.
+    sender.flush(&mut open).await;
     let end_us = shared.now_us();
     // Every request answered before the phase's figures are taken.
-    let _ = slots
+    let _ = sender
+        .slots
         .acquire_many(u32::try_from(options.concurrency.max(1)).unwrap_or(u32::MAX))
         .await;
     SendOutcome {
         start_us,
         end_us,
-        exhausted: sent == total,
-        lag_us_max,
+        exhausted: sender.sent == total,
+        lag_us_max: sender.lag_us_max,
         trader_waits,
     }
 }
@@ -1034,6 +1141,7 @@ pub async fn run(
             seed: options.seed,
             mix: options.mix,
             concurrency: options.concurrency,
+            batch: options.batch.clamp(1, dex_sdk::wire::MAX_BATCH_TXS),
             source_ips: sources,
             trader_inflight_max: options.trader_inflight_max,
             block_txs_max: chain.block_txs_max,

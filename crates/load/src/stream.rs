@@ -163,6 +163,15 @@ pub struct PreparedTx {
     pub kind: TxKind,
     /// The JSON body of `POST /v1/txs`.
     pub body: String,
+    /// Where in `body` the transaction's hex is (a batch request lists it as is).
+    pub hex: std::ops::Range<usize>,
+}
+
+impl PreparedTx {
+    /// The signed transaction's canonical bytes, hex.
+    pub fn tx_hex(&self) -> &str {
+        &self.body[self.hex.clone()]
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -386,16 +395,22 @@ pub fn sign_all(planned: Vec<PlannedTx>, keys: &[TraderKey]) -> Result<Vec<Prepa
             let signed = key
                 .sign(p.tx)
                 .map_err(|e| LoadError::Usage(format!("signing: {e}")))?;
+            let tx_hex = hex::encode(signed.encode());
             let body = serde_json::to_string(&SubmitRequest {
-                tx: hex::encode(signed.encode()),
+                tx: tx_hex.clone(),
                 wait_for_commit: false,
                 wait_timeout_ms: None,
             })
             .expect("bug: a submit request serialises");
+            // Hex needs no escaping, so the body holds it verbatim.
+            let start = body
+                .find(tx_hex.as_str())
+                .expect("bug: the body carries the transaction's hex");
             Ok(PreparedTx {
                 hash: signed.hash(),
                 trader: p.trader,
                 kind: p.kind,
+                hex: start..start + tx_hex.len(),
                 body,
             })
         })
@@ -527,11 +542,12 @@ mod tests {
             assert_eq!(p.trader, s.trader);
             let request: SubmitRequest = serde_json::from_str(&s.body).unwrap();
             let tx =
-                dex_types::SignedTransaction::decode(&hex::decode(request.tx).unwrap()).unwrap();
+                dex_types::SignedTransaction::decode(&hex::decode(&request.tx).unwrap()).unwrap();
             assert_eq!(tx.hash(), s.hash);
             assert_eq!(tx.tx.signer, keys[p.trader as usize].signer());
             assert!(tx.verify().is_ok());
             assert!(!request.wait_for_commit);
+            assert_eq!(s.tx_hex(), request.tx);
         }
         assert!(
             sign_all(planned, &keys[..1]).is_err(),

@@ -37,12 +37,12 @@ fn check_sums(report: &Report) {
     assert_eq!(json["all_known"], serde_json::Value::Bool(true));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn n1_fixed_rate_then_max_every_order_ends_known() {
-    let dir = tempfile::tempdir().unwrap();
+/// A one-validator chain in this process, what `dex-load` needs to load it, and the
+/// options every run here shares.
+async fn one_validator(dir: &std::path::Path) -> (RunningNode, Target, ChainSetup, RunOptions) {
     let (seed, traders) = (5, 40);
     let layout = cluster::layout(&LayoutOptions {
-        dir: dir.path().to_owned(),
+        dir: dir.to_owned(),
         validators: 1,
         traders,
         seed,
@@ -51,7 +51,7 @@ async fn n1_fixed_rate_then_max_every_order_ends_known() {
         consensus: ConsensusParams::default(),
     })
     .unwrap();
-    let config = NodeConfig::load(&devnet::node_config_path(dir.path(), 0)).unwrap();
+    let config = NodeConfig::load(&devnet::node_config_path(dir, 0)).unwrap();
     let (node, _) = RunningNode::start(config).await.unwrap();
     dex_load::runner::wait_ready(&layout.api_urls, 1, Duration::from_secs(30))
         .await
@@ -77,7 +77,13 @@ async fn n1_fixed_rate_then_max_every_order_ends_known() {
         progress: None,
         ..RunOptions::default()
     };
+    (node, target, chain, base)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n1_fixed_rate_then_max_every_order_ends_known() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, target, chain, base) = one_validator(dir.path()).await;
     let fixed = dex_load::run(
         &RunOptions {
             mode: RateMode::Fixed(150.0),
@@ -101,6 +107,54 @@ async fn n1_fixed_rate_then_max_every_order_ends_known() {
     assert_eq!(phase.cpu.validators.len(), 1);
 
     // As fast as possible until the signed stream runs out.
+    let max = dex_load::run(
+        &RunOptions {
+            mode: RateMode::Max,
+            max_signed: 1_500,
+            ..base
+        },
+        &target,
+        chain,
+    )
+    .await
+    .unwrap();
+    check_sums(&max);
+    assert!(
+        max.phases[0].exhausted,
+        "1,500 transactions go out within 3 s"
+    );
+    assert_eq!(max.accounting.sent, 1_500);
+    assert!(max.accounting.committed > 0);
+    node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n1_batches_of_16_at_a_fixed_rate_and_at_max_every_order_ends_known() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, target, chain, base) = one_validator(dir.path()).await;
+    let base = RunOptions { batch: 16, ..base };
+    let fixed = dex_load::run(
+        &RunOptions {
+            mode: RateMode::Fixed(150.0),
+            ..base.clone()
+        },
+        &target,
+        chain.clone(),
+    )
+    .await
+    .unwrap();
+    check_sums(&fixed);
+    assert_eq!(fixed.setup.batch, 16);
+    assert!(fixed.render().contains("batch 16"));
+    let phase = &fixed.phases[0];
+    assert!(phase.accounting.committed > 0);
+    // The same schedule as one by one: batching changes the requests, not the offer.
+    assert!(
+        phase.accounting.sent >= 300 && phase.accounting.sent <= 460,
+        "about 150/s for 3 s: {}",
+        phase.accounting.sent
+    );
+
     let max = dex_load::run(
         &RunOptions {
             mode: RateMode::Max,

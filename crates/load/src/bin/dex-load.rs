@@ -85,6 +85,12 @@ struct RunArgs {
     /// Most requests in flight.
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
+    /// Most transactions per request: 1 sends each on its own (`POST /v1/txs`); more
+    /// sends consecutive ones together (`POST /v1/txs/batch`, at most 256), a batch
+    /// leaving when its last transaction is due, latency still counted per transaction
+    /// from its own scheduled time.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
     /// Shares of rest,cross,ioc,cancel transactions, percent.
     #[arg(long, default_value = "50,10,15,25")]
     mix: String,
@@ -208,6 +214,12 @@ fn run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
     if args.duration == 0 || args.concurrency == 0 || args.trader_inflight_max == 0 {
         bail!("--duration, --concurrency and --trader-inflight-max must be positive");
     }
+    if args.batch == 0 || args.batch > dex_sdk::wire::MAX_BATCH_TXS {
+        bail!(
+            "--batch must be from 1 to {} (the most one request may carry)",
+            dex_sdk::wire::MAX_BATCH_TXS
+        );
+    }
     if args.trader_inflight_max >= dex_sdk::MAX_IN_FLIGHT as u32 {
         bail!(
             "--trader-inflight-max must stay below the ledger's nonce window of {}",
@@ -218,6 +230,7 @@ fn run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
         mode,
         duration: Duration::from_secs(args.duration),
         concurrency: args.concurrency,
+        batch: args.batch,
         trader_inflight_max: args.trader_inflight_max,
         source_ips: args.source_ips,
         max_signed: args.max_signed,
