@@ -581,6 +581,57 @@ fn batch_item_refused(tx_hash: Option<&Hash>, error: ApiError) -> BatchItemView 
     }
 }
 
+/// [`SubmitBatchRequest`] as the server reads it (the same JSON): at most
+/// [`MAX_BATCH_TXS`] items are kept and the rest only counted, so a body of many tiny
+/// items allocates no more strings than a full batch does.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequestIn {
+    #[serde(deserialize_with = "bounded_items")]
+    txs: BoundedItems,
+}
+
+/// The first [`MAX_BATCH_TXS`] items of a JSON array of strings, and how many it had.
+struct BoundedItems {
+    kept: Vec<String>,
+    total: usize,
+}
+
+fn bounded_items<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BoundedItems, D::Error> {
+    struct Items;
+    impl<'de> serde::de::Visitor<'de> for Items {
+        type Value = BoundedItems;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array of hex strings")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<BoundedItems, A::Error> {
+            // The size hint comes from the client: never trusted past a full batch.
+            let mut kept = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_BATCH_TXS));
+            let mut total = 0usize;
+            loop {
+                let more = if kept.len() < MAX_BATCH_TXS {
+                    seq.next_element::<String>()?.map(|item| kept.push(item))
+                } else {
+                    seq.next_element::<serde::de::IgnoredAny>()?.map(drop)
+                };
+                if more.is_none() {
+                    break;
+                }
+                total = total.saturating_add(1);
+            }
+            Ok(BoundedItems { kept, total })
+        }
+    }
+    deserializer.deserialize_seq(Items)
+}
+
 /// Submit up to [`MAX_BATCH_TXS`] signed transactions in one request. Each item is
 /// decoded, rate-limited (a batch of N transactions that do more than cancel costs N
 /// tokens, as N single submissions would) and admitted on its own; the answer lists one
@@ -593,18 +644,17 @@ fn batch_item_refused(tx_hash: Option<&Hash>, error: ApiError) -> BatchItemView 
 async fn submit_batch(
     State(state): State<Shared>,
     ClientIp(ip): ClientIp,
-    ApiJson(request): ApiJson<SubmitBatchRequest>,
+    ApiJson(request): ApiJson<BatchRequestIn>,
 ) -> ApiResult<Json<SubmitBatchResponse>> {
-    if request.txs.len() > MAX_BATCH_TXS {
+    let BoundedItems { kept, total } = request.txs;
+    if total > MAX_BATCH_TXS {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "batch_too_large",
-            format!(
-                "a batch carries at most {MAX_BATCH_TXS} transactions, this one {}",
-                request.txs.len()
-            ),
+            format!("a batch carries at most {MAX_BATCH_TXS} transactions, this one {total}"),
         ));
     }
+    let request = SubmitBatchRequest { txs: kept };
     let now = Instant::now();
     let mut results = Vec::with_capacity(request.txs.len());
     // Positions in `results` of the transactions handed to the backend, in its order.

@@ -717,6 +717,20 @@ async fn an_oversize_batch_is_refused_whole_but_a_full_batch_of_large_items_fits
         .post_batch(serde_json::json!({ "txs": too_many }).to_string())
         .await;
     assert_eq!((status, code(&json)), (413, "batch_too_large"), "{json}");
+    assert!(json["message"].as_str().unwrap().contains("257"), "{json}");
+    // Many tiny items are counted, not kept, and refused the same way.
+    let tiny = vec![""; 500_000];
+    let (status, json) = n
+        .post_batch(serde_json::json!({ "txs": tiny }).to_string())
+        .await;
+    assert_eq!((status, code(&json)), (413, "batch_too_large"), "{json}");
+    assert!(
+        json["message"].as_str().unwrap().contains("500000"),
+        "{json}"
+    );
+    // Items that are not strings are the client's mistake, as on every request.
+    let (status, json) = n.post_batch(r#"{"txs": [1, 2]}"#).await;
+    assert_eq!((status, code(&json)), (400, "invalid_field"), "{json}");
     assert_eq!(n.chain.pending_count(), 0);
     // MAX_BATCH_TXS items of the largest size a transaction may have: far above the 64 KiB
     // every other route keeps, yet the request is taken and each item judged (these are
