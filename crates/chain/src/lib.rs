@@ -40,6 +40,7 @@ pub mod commit;
 pub mod config;
 pub mod error;
 pub mod execute;
+mod lookup;
 pub mod mempool;
 pub mod recovery;
 pub mod replica;

@@ -16,13 +16,14 @@
 //! new transaction is refused rather than evicting an older one, so a flood cannot push out
 //! transactions that arrived first.
 
+use crate::lookup::{LookupMap, LookupSet};
 use crate::signatures::SignatureCache;
 use dex_state::{Ledger, Rejection};
 use dex_types::{
     AccountId, Action, ExecutionClass, Hash, SignatureError, SignedTransaction, TimestampMs,
     ValidationError,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Why a transaction was not admitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,7 +98,7 @@ impl MempoolLimits {
 }
 
 /// The two lanes of the pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Lane {
     Priority = 0,
     Normal = 1,
@@ -128,12 +129,14 @@ struct Pending {
 pub struct Mempool {
     /// (lane, arrival sequence) → transaction.
     queue: BTreeMap<(Lane, u64), Pending>,
+    // The three indexes below are lookup-only (never iterated): selection and every other
+    // ordered walk go through `queue`.
     /// Transaction id → its queue key.
-    by_id: BTreeMap<Hash, (Lane, u64)>,
+    by_id: LookupMap<Hash, (Lane, u64)>,
     /// (signer, nonce) of every pending transaction.
-    nonces: BTreeSet<(AccountId, u64)>,
+    nonces: LookupSet<(AccountId, u64)>,
     /// Pending per (signer, lane); entries at zero are removed.
-    per_signer: BTreeMap<(AccountId, Lane), usize>,
+    per_signer: LookupMap<(AccountId, Lane), usize>,
     lane_len: [usize; 2],
     bytes: usize,
     next_sequence: u64,
@@ -150,9 +153,9 @@ impl Mempool {
     pub fn with_limits(limits: MempoolLimits) -> Mempool {
         Mempool {
             queue: BTreeMap::new(),
-            by_id: BTreeMap::new(),
-            nonces: BTreeSet::new(),
-            per_signer: BTreeMap::new(),
+            by_id: LookupMap::default(),
+            nonces: LookupSet::default(),
+            per_signer: LookupMap::default(),
             lane_len: [0; 2],
             bytes: 0,
             next_sequence: 0,
@@ -310,10 +313,10 @@ impl Mempool {
                 self.by_id.len()
             ));
         }
-        let mut per_signer: BTreeMap<(AccountId, Lane), usize> = BTreeMap::new();
+        let mut per_signer: LookupMap<(AccountId, Lane), usize> = LookupMap::default();
         let mut lane_len = [0usize; 2];
         let mut bytes = 0usize;
-        let mut nonces = BTreeSet::new();
+        let mut nonces = LookupSet::default();
         for (key, pending) in &self.queue {
             if self.by_id.get(&pending.id) != Some(key) {
                 return Err(format!("id {} does not point at its entry", pending.id));

@@ -2,8 +2,9 @@
 //! each signature once: at mempool admission, and not again when the transaction comes
 //! back inside a proposal.
 
+use crate::lookup::LookupMap;
 use dex_types::{Hash, SIGNATURE_BYTES, SignatureError, SignedTransaction};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 /// Verified `(transaction id, signature)` pairs, oldest evicted first.
 ///
@@ -12,7 +13,8 @@ use std::collections::{BTreeMap, VecDeque};
 /// reaches the same verdict on it whatever it saw before.
 #[derive(Debug, Clone)]
 pub struct SignatureCache {
-    verified: BTreeMap<Hash, [u8; SIGNATURE_BYTES]>,
+    /// Lookup only (never iterated; eviction follows `order`).
+    verified: LookupMap<Hash, [u8; SIGNATURE_BYTES]>,
     order: VecDeque<Hash>,
     capacity: usize,
 }
@@ -21,7 +23,7 @@ impl SignatureCache {
     /// A cache of at most `capacity` entries (at least one).
     pub fn new(capacity: usize) -> SignatureCache {
         SignatureCache {
-            verified: BTreeMap::new(),
+            verified: LookupMap::default(),
             order: VecDeque::new(),
             capacity: capacity.max(1),
         }
