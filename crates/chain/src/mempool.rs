@@ -290,17 +290,26 @@ impl Mempool {
     }
 
     /// Drop every transaction the committed state now refuses at `now` (expired, nonce
-    /// used, funds gone): the pool only holds what could still execute.
-    pub fn revalidate(&mut self, ledger: &Ledger, now: TimestampMs) {
-        let stale: Vec<(Lane, u64)> = self
+    /// used, funds gone): the pool only holds what could still execute. Returns the dropped
+    /// ids with the reasons, in queue order.
+    pub fn revalidate(&mut self, ledger: &Ledger, now: TimestampMs) -> Vec<(Hash, Rejection)> {
+        let stale: Vec<((Lane, u64), Hash, Rejection)> = self
             .queue
             .iter()
-            .filter(|(_, pending)| ledger.check_transaction(&pending.signed, now).is_err())
-            .map(|(key, _)| *key)
+            .filter_map(|(key, pending)| {
+                ledger
+                    .check_transaction(&pending.signed, now)
+                    .err()
+                    .map(|rejection| (*key, pending.id, rejection))
+            })
             .collect();
-        for key in stale {
-            self.remove_key(key);
-        }
+        stale
+            .into_iter()
+            .map(|(key, id, rejection)| {
+                self.remove_key(key);
+                (id, rejection)
+            })
+            .collect()
     }
 
     /// Check the pool's own bookkeeping (tests and the simulator): ids, lanes, per-signer
@@ -402,10 +411,14 @@ mod tests {
         let now = testkit::GENESIS_TIME;
         pool.insert(transfer(1, 1), &ledger, now, &mut sigs)
             .unwrap();
-        pool.revalidate(&ledger, now);
+        assert!(pool.revalidate(&ledger, now).is_empty());
         assert_eq!(pool.len(), 1);
-        pool.revalidate(&ledger, TimestampMs(u64::MAX));
+        let dropped = pool.revalidate(&ledger, TimestampMs(u64::MAX));
         assert!(pool.is_empty());
+        // The caller learns which transaction went and why.
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(dropped[0].0, transfer(1, 1).hash());
+        assert!(matches!(dropped[0].1, Rejection::Expired { .. }));
     }
 
     #[test]

@@ -41,7 +41,7 @@ use dex_consensus::{
     CommitCertificate, Consensus, ConsensusError, ConsensusValue, Effect, Evidence, Height, Input,
     Message, Round, Timeout, ValidatorIndex, ValidatorSet, VerifiedMessage,
 };
-use dex_state::{BlockResult, Genesis, Ledger};
+use dex_state::{BlockResult, Genesis, Ledger, Rejection};
 use dex_storage::{ChainStore, CommittedHead, Store};
 use dex_types::{AccountId, Block, Hash, SignedTransaction, TimestampMs};
 use ed25519_dalek::SigningKey;
@@ -156,6 +156,10 @@ pub struct Committed {
     pub result: BlockResult,
     /// The new committed head.
     pub head: CommittedHead,
+    /// Pending transactions this block made impossible (nonce used, expired, funds or order
+    /// gone), dropped from the mempool with the reason: they will never commit, and a
+    /// client asking about one should hear why.
+    pub dropped: Vec<(Hash, Rejection)>,
 }
 
 /// Counters of what the replica did since it started.
@@ -704,7 +708,7 @@ impl<S: Store> Replica<S> {
             ..
         } = executed;
         self.mempool.remove_committed(&block.txs);
-        self.mempool.revalidate(&ledger, block.header.time);
+        let dropped = self.mempool.revalidate(&ledger, block.header.time);
         self.ledger = ledger;
         self.head = head;
         self.executed.clear();
@@ -714,6 +718,7 @@ impl<S: Store> Replica<S> {
             certificate,
             result,
             head,
+            dropped,
         })));
         Ok(())
     }

@@ -67,6 +67,8 @@ struct Net {
     sequence: u64,
     /// Block hash committed at each height, per replica.
     commits: Vec<BTreeMap<u64, Hash>>,
+    /// Transactions each replica dropped from its mempool at a commit, with the reason.
+    dropped: Vec<Vec<(Hash, dex_state::Rejection)>>,
     config: ReplicaConfig,
 }
 
@@ -94,6 +96,7 @@ impl Net {
             timers: BTreeMap::new(),
             sequence: 0,
             commits: vec![BTreeMap::new(); 4],
+            dropped: vec![Vec::new(); 4],
             config,
         };
         for i in 0..4 {
@@ -172,6 +175,7 @@ impl Net {
                     let previous = self.commits[from]
                         .insert(committed.block.header.height, committed.block.hash());
                     assert!(previous.is_none(), "a height was committed twice");
+                    self.dropped[from].extend(committed.dropped.iter().cloned());
                 }
                 Action::Evidence(_) | Action::EnteredRound { .. } => {}
             }
@@ -292,6 +296,49 @@ fn four_replicas_commit_the_same_blocks_with_transactions() {
     }
     // The two orders crossed: the ledger's custody invariants hold after the fill.
     net.replica(3).ledger().check_invariants().unwrap();
+}
+
+#[test]
+fn a_pending_transaction_the_chain_made_impossible_is_reported_dropped() {
+    let mut net = Net::new();
+    // Two transactions of one signer under one nonce: whichever commits, the other can
+    // never execute, and the replicas that held it say so when they drop it.
+    let first = transfer(1, 1);
+    let rival = testkit::transfer_from(testkit::trader(1), 1);
+    assert_ne!(first.hash(), rival.hash());
+    net.deliver(0, Event::Transaction(first.clone()));
+    net.deliver(1, Event::Transaction(rival.clone()));
+    net.run_until(3, 20_000);
+    let committed: Vec<Hash> = (1..=net.replica(0).head().height)
+        .flat_map(|h| {
+            let stored = net.replica(0).store().committed_block(h).unwrap().unwrap();
+            dex_types::Block::decode(&stored.block).unwrap().txs
+        })
+        .map(|tx| tx.hash())
+        .collect();
+    let (winner, loser) = if committed.contains(&first.hash()) {
+        (first.hash(), rival.hash())
+    } else {
+        (rival.hash(), first.hash())
+    };
+    assert!(committed.contains(&winner) && !committed.contains(&loser));
+    let drops: Vec<&(Hash, dex_state::Rejection)> = net
+        .dropped
+        .iter()
+        .flatten()
+        .filter(|(id, _)| *id == loser)
+        .collect();
+    assert!(!drops.is_empty(), "no replica reported the loser dropped");
+    assert!(
+        drops
+            .iter()
+            .all(|(_, why)| matches!(why, dex_state::Rejection::Nonce(_))),
+        "{drops:?}"
+    );
+    assert!(net.dropped.iter().flatten().all(|(id, _)| *id != winner));
+    for i in 0..4 {
+        assert!(!net.replica(i).mempool().contains(&loser));
+    }
 }
 
 #[test]
