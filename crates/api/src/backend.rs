@@ -9,7 +9,7 @@ use crate::error::{BackendError, SubmitError};
 use crate::hub::FeedHub;
 use crate::wire::ValidatorView;
 use async_trait::async_trait;
-use dex_state::{Account, BalanceProof, BlockResult, Genesis, GenesisError};
+use dex_state::{Account, BalanceProof, BlockResult, Genesis, GenesisError, Rejection};
 use dex_types::{AccountId, AssetSpec, Block, ChainId, Hash, Market, MarketId, SignedTransaction};
 use std::sync::Arc;
 
@@ -33,6 +33,15 @@ impl CommittedBlock {
     pub fn height(&self) -> u64 {
         self.block.header.height
     }
+}
+
+/// An admitted transaction that a committed block made impossible.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DroppedTx {
+    /// The height of that block.
+    pub height: u64,
+    /// What the committed state says about the transaction now.
+    pub reason: Rejection,
 }
 
 /// The chain's fixed facts: id, genesis hash, assets, markets, validators.
@@ -152,6 +161,13 @@ pub trait ApiBackend: Send + Sync + 'static {
 
     /// Whether the transaction with this id waits in the mempool.
     fn is_pending(&self, tx_hash: &Hash) -> bool;
+
+    /// Whether the transaction with this id was admitted and then dropped from the mempool
+    /// because a committed block made it impossible, and why. A backend that keeps no such
+    /// record answers `None` (the status is then `unknown`).
+    fn dropped(&self, _tx_hash: &Hash) -> Option<DroppedTx> {
+        None
+    }
 
     /// An account after the last committed block.
     async fn account(&self, account: AccountId) -> Result<AccountAt, BackendError>;

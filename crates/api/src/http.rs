@@ -501,6 +501,7 @@ async fn submit(
                 tx_hash: hash.to_hex(),
                 state: TxState::Pending,
                 outcome: None,
+                dropped: None,
             }),
         )
     };
@@ -520,6 +521,7 @@ async fn submit(
                     tx_hash: hash.to_hex(),
                     state: TxState::Committed,
                     outcome: Some(outcome),
+                    dropped: None,
                 }),
             ));
         }
@@ -719,15 +721,26 @@ async fn tx_status(
 ) -> ApiResult<Json<TxStatusView>> {
     let hash = Hash::from_hex(&hash).map_err(|e| ApiError::bad_request(format!("hash: {e}")))?;
     let outcome = state.backend.hub().read().tx(&hash);
-    let tx_state = match (&outcome, state.backend.is_pending(&hash)) {
-        (Some(_), _) => TxState::Committed,
-        (None, true) => TxState::Pending,
-        (None, false) => TxState::Unknown,
+    let mut dropped = None;
+    let tx_state = if outcome.is_some() {
+        TxState::Committed
+    } else if state.backend.is_pending(&hash) {
+        TxState::Pending
+    } else if let Some(gone) = state.backend.dropped(&hash) {
+        dropped = Some(DroppedView {
+            height: gone.height,
+            code: crate::error::rejection_code(&gone.reason).to_owned(),
+            message: gone.reason.to_string(),
+        });
+        TxState::Dropped
+    } else {
+        TxState::Unknown
     };
     Ok(Json(TxStatusView {
         tx_hash: hash.to_hex(),
         state: tx_state,
         outcome,
+        dropped,
     }))
 }
 

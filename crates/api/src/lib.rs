@@ -37,7 +37,7 @@ pub mod local;
 pub mod wire;
 pub mod ws;
 
-pub use backend::{AccountAt, ApiBackend, BalanceProofAt, ChainInfo, CommittedBlock};
+pub use backend::{AccountAt, ApiBackend, BalanceProofAt, ChainInfo, CommittedBlock, DroppedTx};
 pub use error::{ApiError, ApiResult, BackendError, ErrorBody, SubmitError, rejection_code};
 pub use http::{ApiConfig, openapi_document, router, router_with_shutdown};
 pub use hub::FeedHub;

@@ -151,8 +151,23 @@ pub enum TxState {
     Pending,
     /// Committed in a block (see the outcome: it may still have been rejected there).
     Committed,
-    /// Not known: never seen, dropped, or past the retention window.
+    /// Admitted, then made impossible by a committed block (its nonce was used, it
+    /// expired, its funds or its order went): it will never commit. See `dropped`.
+    Dropped,
+    /// Not known: never seen here, or past the retention window.
     Unknown,
+}
+
+/// Why an admitted transaction was dropped from the mempool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DroppedView {
+    /// The block whose commit made it impossible.
+    pub height: u64,
+    /// The ledger's rejection code, as in a committed outcome (`nonce_replayed`,
+    /// `expired`, `insufficient_funds`, ...).
+    pub code: String,
+    /// What the committed state says about it, for a person.
+    pub message: String,
 }
 
 /// The answer to a submission or a transaction lookup.
@@ -164,6 +179,9 @@ pub struct TxStatusView {
     pub state: TxState,
     /// The committed outcome, if committed.
     pub outcome: Option<TxOutcomeView>,
+    /// Why it was dropped, if dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<DroppedView>,
 }
 
 /// How a committed transaction ended.

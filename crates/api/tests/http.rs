@@ -816,3 +816,100 @@ async fn a_batch_of_n_costs_n_tokens_and_cancels_cost_none() {
     let (status, json) = n.get("/v1/markets").await;
     assert_eq!((status, code(&json)), (429, "rate_limited"));
 }
+
+/// The local chain, except that one transaction reads as dropped (the node records drops
+/// at commits; the local chain commits everything it admits).
+struct DroppingOne {
+    chain: Arc<LocalChain>,
+    gone: dex_types::Hash,
+}
+
+#[async_trait::async_trait]
+impl ApiBackend for DroppingOne {
+    fn hub(&self) -> &dex_api::FeedHub {
+        self.chain.hub()
+    }
+
+    async fn submit(&self, tx: SignedTransaction) -> Result<(), dex_api::SubmitError> {
+        self.chain.submit(tx).await
+    }
+
+    fn is_pending(&self, tx_hash: &dex_types::Hash) -> bool {
+        self.chain.is_pending(tx_hash)
+    }
+
+    fn dropped(&self, tx_hash: &dex_types::Hash) -> Option<dex_api::DroppedTx> {
+        (*tx_hash == self.gone).then_some(dex_api::DroppedTx {
+            height: 7,
+            reason: dex_state::Rejection::Nonce(dex_state::NonceError::Replayed { nonce: 3 }),
+        })
+    }
+
+    async fn account(
+        &self,
+        account: dex_types::AccountId,
+    ) -> Result<dex_api::AccountAt, dex_api::BackendError> {
+        self.chain.account(account).await
+    }
+
+    async fn balance_proof(
+        &self,
+        account: dex_types::AccountId,
+    ) -> Result<Option<dex_api::BalanceProofAt>, dex_api::BackendError> {
+        self.chain.balance_proof(account).await
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_transaction_reads_dropped_with_the_ledgers_reason() {
+    let traders = [key(1).account_id()];
+    let chain = Arc::new(
+        LocalChain::new(
+            &demo_genesis(CHAIN, now_ms() - 1_000, &traders),
+            LocalChainConfig::default(),
+        )
+        .unwrap(),
+    );
+    let gone = place(1, 3).hash();
+    let backend = Arc::new(DroppingOne { chain, gone });
+    let server = spawn_server(
+        backend,
+        ApiConfig::default(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let status: TxStatusView = http
+        .get(format!("{}/v1/txs/{}", server.url(), gone.to_hex()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status.state, TxState::Dropped);
+    let dropped = status.dropped.expect("the reason comes with the state");
+    assert_eq!(dropped.height, 7);
+    assert_eq!(dropped.code, "nonce_replayed");
+    assert!(
+        dropped.message.contains("already used"),
+        "{}",
+        dropped.message
+    );
+    // Any other transaction is still unknown, with no reason attached.
+    let other: serde_json::Value = http
+        .get(format!(
+            "{}/v1/txs/{}",
+            server.url(),
+            place(1, 4).hash().to_hex()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(other["state"], "unknown");
+    assert!(other.get("dropped").is_none(), "{other}");
+}

@@ -12,7 +12,9 @@ use crate::driver::{Control, ReadFn, Shared, Submission};
 use crate::metrics::RejectReason;
 use crate::verify::{VerifiedBatch, VerifyQueue, VerifyRefusal};
 use async_trait::async_trait;
-use dex_api::{AccountAt, ApiBackend, BackendError, BalanceProofAt, FeedHub, SubmitError};
+use dex_api::{
+    AccountAt, ApiBackend, BackendError, BalanceProofAt, DroppedTx, FeedHub, SubmitError,
+};
 use dex_chain::{MempoolError, Replica};
 use dex_storage::RocksStore;
 use dex_types::{AccountId, Hash, SignedTransaction};
@@ -197,6 +199,15 @@ impl ApiBackend for NodeBackend {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .contains(tx_hash)
+    }
+
+    fn dropped(&self, tx_hash: &Hash) -> Option<DroppedTx> {
+        self.shared
+            .dropped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tx_hash)
+            .cloned()
     }
 
     async fn account(&self, account: AccountId) -> Result<AccountAt, BackendError> {

@@ -10,6 +10,7 @@
 //! (network sends, committed blocks for the API), so a slow consumer slows the driver
 //! instead of growing memory.
 
+use crate::dropped::DroppedLog;
 use crate::metrics::NodeMetrics;
 use dex_api::{CommittedBlock, FeedHub};
 use dex_chain::{Action, Event, MempoolError, Replica, Timer};
@@ -17,7 +18,7 @@ use dex_consensus::{CommitCertificate, ValidatorIndex, VerifiedMessage};
 use dex_p2p::Topic;
 use dex_storage::RocksStore;
 use dex_types::{Block, Hash, SignedTransaction, TimestampMs};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -100,8 +101,11 @@ pub(crate) enum Outgoing {
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
     pub metrics: NodeMetrics,
-    /// Ids of the pending transactions (for the API's "pending" status).
-    pub pending: RwLock<BTreeSet<Hash>>,
+    /// Ids of the pending transactions (for the API's "pending" status). Lookup only.
+    pub pending: RwLock<HashSet<Hash>>,
+    /// Admitted transactions a commit made impossible, with the reason (for the API's
+    /// "dropped" status).
+    pub dropped: Mutex<DroppedLog>,
     /// Why the driver stopped, if it stopped on an error.
     pub failure: Mutex<Option<String>>,
     /// Gossiped transactions waiting in the submission channel. One channel entry may
@@ -454,13 +458,31 @@ impl Driver {
             .proposals_invalid
             .store(stats.proposals_invalid, Ordering::Relaxed);
         {
+            // A transaction leaves the mempool only by committing or by being dropped at a
+            // commit, so the set follows the block instead of being rebuilt from the whole
+            // mempool (thousands of ids under load) every block.
             let mut pending = self
                 .shared
                 .pending
                 .write()
                 .unwrap_or_else(|e| e.into_inner());
-            pending.clear();
-            pending.extend(self.replica.mempool().ids().copied());
+            for tx in &committed.block.txs {
+                pending.remove(&tx.hash());
+            }
+            for (id, _) in &committed.dropped {
+                pending.remove(id);
+            }
+            debug_assert_eq!(pending.len(), self.replica.mempool().len());
+        }
+        if !committed.dropped.is_empty() {
+            let mut log = self
+                .shared
+                .dropped
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            for (id, reason) in committed.dropped {
+                log.record(id, height, reason);
+            }
         }
         tracing::info!(
             height,

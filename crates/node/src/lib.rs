@@ -17,6 +17,7 @@ pub mod backend;
 pub mod config;
 pub mod devnet;
 pub(crate) mod driver;
+pub(crate) mod dropped;
 pub mod error;
 pub mod files;
 pub mod gossip;

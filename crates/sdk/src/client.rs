@@ -455,6 +455,7 @@ impl Client {
                             tx_hash: hash.to_hex(),
                             state: TxState::Pending,
                             outcome: None,
+                            dropped: None,
                         })
                         .await;
                 }
@@ -511,7 +512,8 @@ impl Client {
         let deadline = Instant::now() + self.config.commit_timeout;
         while Instant::now() < deadline {
             let now = self.tx_status(&hash).await?;
-            if now.state == TxState::Committed {
+            // Committed, or dropped (it never will be): either way, done waiting.
+            if matches!(now.state, TxState::Committed | TxState::Dropped) {
                 return Ok(now);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -558,6 +560,7 @@ impl Client {
                     tx_hash: existing.tx_hash.clone(),
                     state: TxState::Committed,
                     outcome: None,
+                    dropped: None,
                 },
                 order: Some(existing),
             });
