@@ -44,10 +44,24 @@ pub enum Fate {
         /// The rejection code if it did not.
         code: Option<String>,
     },
+    /// Admitted or unanswered, then dropped by a node because a committed block made it
+    /// impossible, with the ledger's code: a known end, it will never commit.
+    Dropped(String),
     /// Admitted or unanswered, and at the end still pending on the node.
     Stuck,
     /// Admitted or unanswered, and at the end neither committed nor pending.
     Lost,
+}
+
+/// Where an unsettled transaction stands when the run ends, as the nodes tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndState {
+    /// Still pending on some node.
+    Pending,
+    /// Dropped by a node with this ledger code: it will never commit.
+    Dropped(String),
+    /// Neither committed, pending nor dropped anywhere.
+    Gone,
 }
 
 #[derive(Clone, Debug)]
@@ -120,6 +134,8 @@ pub struct Accounting {
     pub committed_rejected: BTreeMap<String, u64>,
     /// Requests without an answer whose transaction was never seen again.
     pub unanswered: u64,
+    /// Dropped by a node after admission (a committed block made it impossible), by code.
+    pub dropped: BTreeMap<String, u64>,
     /// Still pending at the end.
     pub stuck: u64,
     /// Admitted, then neither committed nor pending.
@@ -306,7 +322,7 @@ impl Tracker {
             entry.committed_us = Some(at_us);
             match was {
                 Fate::Sent | Fate::Admitted => self.settle(id),
-                Fate::NoAnswer | Fate::Stuck | Fate::Lost => {}
+                Fate::NoAnswer | Fate::Stuck | Fate::Lost | Fate::Dropped(_) => {}
                 Fate::Refused(_) => self.refused_but_committed += 1,
                 Fate::Planned => self.committed_unsent += 1,
                 Fate::Committed { .. } => unreachable!("bug: committed hashes are checked first"),
@@ -352,16 +368,20 @@ impl Tracker {
         self.inflight.iter().map(|&n| n as usize).sum()
     }
 
-    /// The end-of-run answer for an unsettled transaction: still `pending` on a node, or
-    /// not. Only admitted or unanswered transactions change.
-    pub fn resolve(&mut self, id: TxId, pending: bool) {
+    /// The end-of-run answer for an unsettled transaction: still pending on a node,
+    /// dropped by one, or neither. Only admitted or unanswered transactions change.
+    pub fn resolve(&mut self, id: TxId, end: EndState) {
         let entry = &mut self.entries[id as usize];
         match entry.fate {
             Fate::Sent | Fate::Admitted | Fate::NoAnswer => {
                 let was_inflight = entry.fate != Fate::NoAnswer;
                 // An unanswered request never seen again most likely never arrived, but
                 // nothing proves it, so it counts against the check too.
-                entry.fate = if pending { Fate::Stuck } else { Fate::Lost };
+                entry.fate = match end {
+                    EndState::Pending => Fate::Stuck,
+                    EndState::Dropped(code) => Fate::Dropped(code),
+                    EndState::Gone => Fate::Lost,
+                };
                 if was_inflight {
                     self.settle(id);
                 }
@@ -418,6 +438,7 @@ impl Tracker {
                             .or_default() += 1;
                     }
                 }
+                Fate::Dropped(code) => *a.dropped.entry(code.clone()).or_default() += 1,
                 Fate::Stuck => a.stuck += 1,
                 Fate::Lost => {
                     if e.admitted {
@@ -540,7 +561,7 @@ mod tests {
         );
         assert_eq!(t.unsettled(), vec![ids[5]]);
         assert_eq!(t.awaiting(), 1);
-        t.resolve(ids[5], false);
+        t.resolve(ids[5], EndState::Gone);
         assert_eq!(t.awaiting(), 0);
         let a = t.accounting(None);
         assert_eq!(a.unsent, 1);
@@ -599,12 +620,23 @@ mod tests {
         t.on_sent(b, 0, 0);
         t.on_no_answer(a);
         t.on_admitted(b);
-        t.resolve(a, false);
-        t.resolve(b, true);
+        t.resolve(a, EndState::Gone);
+        t.resolve(b, EndState::Pending);
         let acc = t.accounting(None);
         assert_eq!(acc.unanswered, 1);
         assert_eq!(acc.stuck, 1);
         assert!(!acc.all_known(0));
+
+        // A node that says why it dropped an admitted transaction gives it a known end.
+        let mut dropping = Tracker::new(1);
+        let e = dropping.add(h(5), 0, TxKind::Rest, 0);
+        dropping.on_sent(e, 0, 0);
+        dropping.on_admitted(e);
+        dropping.resolve(e, EndState::Dropped("nonce_replayed".into()));
+        let acc = dropping.accounting(None);
+        assert_eq!(acc.dropped.get("nonce_replayed"), Some(&1));
+        assert_eq!(acc.lost + acc.stuck, 0);
+        assert!(acc.all_known(0));
 
         let mut clean = Tracker::new(1);
         let c = clean.add(h(3), 0, TxKind::Rest, 0);

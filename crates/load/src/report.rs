@@ -343,11 +343,12 @@ impl Report {
         let a = &self.accounting;
         let _ = writeln!(
             out,
-            "\naccounting: {} sent: {} committed ({} applied), {} refused; lost {}, stuck {}, unanswered {}, refused-but-committed {}, duplicates {}; {} foreign txs; {} blocks fetched to fill gaps",
+            "\naccounting: {} sent: {} committed ({} applied), {} refused, {} dropped after admission; lost {}, stuck {}, unanswered {}, refused-but-committed {}, duplicates {}; {} foreign txs; {} blocks fetched to fill gaps",
             a.sent,
             a.committed,
             a.committed_ok,
             a.refused.values().sum::<u64>(),
+            a.dropped.values().sum::<u64>(),
             a.lost,
             a.stuck,
             a.unanswered,

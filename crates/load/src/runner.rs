@@ -8,8 +8,8 @@
 //!   capacity so it probes the limit instead of spinning on refusals. Transaction `k` goes
 //!   to validator `k mod n`, from loopback source address `(k / n) mod s`: the API limits
 //!   submissions per client address, and a load of many traders comes from many
-//!   addresses. Requests in flight are bounded (`concurrency`), and so are each trader's
-//!   transactions in flight (below the ledger's 64-nonce window). With `--batch N`
+//!   addresses. Transactions in flight are bounded (`concurrency`, counted per transaction
+//!   also in batches), and so are each trader's (below the ledger's 64-nonce window). With `--batch N`
 //!   consecutive transactions share one `POST /v1/txs/batch` request of up to N, sent
 //!   when its last transaction is due (see [`crate::batch`] for the rules), and each
 //!   transaction's refusal is accounted as a single one would be;
@@ -23,7 +23,7 @@
 //! about every transaction still unsettled.
 
 use crate::LoadError;
-use crate::accounting::{BlockTx, Tracker, TxId};
+use crate::accounting::{BlockTx, EndState, Tracker, TxId};
 use crate::batch::{Fate, OpenBatch, Queued};
 use crate::probe::{self, CpuSnapshot};
 use crate::report::{
@@ -62,8 +62,8 @@ pub struct RunOptions {
     pub mode: RateMode,
     /// Length of each phase's submission window.
     pub duration: Duration,
-    /// Most requests in flight (with batches, each request carries up to `batch`
-    /// transactions).
+    /// Most transactions in flight (with batches, a request holds one slot per transaction
+    /// it carries).
     pub concurrency: usize,
     /// Most transactions per request: 1 sends each on its own (`POST /v1/txs`), more
     /// sends consecutive ones together (`POST /v1/txs/batch`).
@@ -353,6 +353,8 @@ struct Sender<'a> {
     clients: &'a Clients,
     submit_urls: Vec<Arc<str>>,
     slots: Arc<Semaphore>,
+    /// Permits `slots` was made with.
+    slot_count: u32,
     at_max: bool,
     /// Each transaction on its own through the single route (`--batch 1`).
     single: bool,
@@ -368,10 +370,15 @@ impl Sender<'_> {
             return;
         }
         let items = open.take();
+        // Slots count transactions, so `--batch` changes how they are packaged and not how
+        // many are in flight. A batch larger than every slot takes them all.
+        let wanted = u32::try_from(items.len())
+            .unwrap_or(u32::MAX)
+            .min(self.slot_count);
         let slot = self
             .slots
             .clone()
-            .acquire_owned()
+            .acquire_many_owned(wanted)
             .await
             .expect("bug: the request slots are never closed");
         let shared = self.shared.clone();
@@ -478,6 +485,7 @@ async fn send_phase(
             .map(|u| Arc::from(format!("{u}{route}")))
             .collect(),
         slots: Arc::new(Semaphore::new(options.concurrency.max(1))),
+        slot_count: u32::try_from(options.concurrency.max(1)).unwrap_or(u32::MAX),
         at_max: rate.is_none(),
         single,
         batches: 0,
@@ -668,8 +676,17 @@ async fn resolve_unsettled(
             continue;
         }
         let pending = views.iter().any(|v| v.state == TxState::Pending);
-        if pending || views.len() == urls.len() {
-            shared.tracker().resolve(id, pending);
+        let dropped = views
+            .iter()
+            .find_map(|v| v.dropped.as_ref().map(|d| d.code.clone()));
+        let end = match (pending, dropped) {
+            (true, _) => Some(EndState::Pending),
+            (false, Some(code)) => Some(EndState::Dropped(code)),
+            (false, None) if views.len() == urls.len() => Some(EndState::Gone),
+            (false, None) => None,
+        };
+        if let Some(end) = end {
+            shared.tracker().resolve(id, end);
         }
     }
     Ok(fetched)

@@ -82,7 +82,7 @@ struct RunArgs {
     /// Seconds of submission per phase.
     #[arg(long, default_value_t = 30)]
     duration: u64,
-    /// Most requests in flight.
+    /// Most transactions in flight (a batch request holds one slot per transaction).
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
     /// Most transactions per request: 1 sends each on its own (`POST /v1/txs`); more
