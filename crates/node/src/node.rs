@@ -73,7 +73,18 @@ pub fn replica_config(spec: &ChainSpec, config: &NodeConfig) -> ReplicaConfig {
     // timeout that the other validators wait for.
     replica.empty_block_wait_ms = (spec.consensus.propose_ms / 2).min(500);
     replica.mempool = MempoolLimits::with_capacity(config.mempool_capacity);
+    replica.signature_cache_capacity =
+        signature_cache_capacity(&replica.mempool, replica.signature_cache_capacity);
     replica
+}
+
+/// Signatures the replica remembers as verified: at least `default`, and twice what the
+/// mempool can hold. Every pending transaction's signature must still be remembered when
+/// the transaction comes back in a proposal, or the consensus thread checks it again, one
+/// by one; twice, because the pool turns over while a block is in consensus.
+fn signature_cache_capacity(mempool: &MempoolLimits, default: usize) -> usize {
+    let pool = mempool.count_max.saturating_add(mempool.priority_count_max);
+    default.max(pool.saturating_mul(2))
 }
 
 impl RunningNode {
@@ -396,5 +407,21 @@ impl Drop for RunningNode {
             std::thread::sleep(Duration::from_millis(5));
         }
         tracing::error!("the consensus thread did not stop within 10 s");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_cache_outgrows_a_large_mempool() {
+        let small = MempoolLimits::with_capacity(1_000);
+        assert_eq!(signature_cache_capacity(&small, 100_000), 100_000);
+        let large = MempoolLimits::with_capacity(100_000);
+        assert_eq!(
+            signature_cache_capacity(&large, 100_000),
+            2 * (large.count_max + large.priority_count_max)
+        );
     }
 }
