@@ -23,8 +23,11 @@ pub struct CommittedBlock {
     /// the backend has none for this block.
     pub certificate: Option<Vec<u8>>,
     /// What executing the block produced. For a block read back from storage the `events`
-    /// may be empty; `outcomes` and `committed` must be present (they make the outcomes and
-    /// the fill proofs).
+    /// may be empty. `outcomes` and `committed` make the outcomes and the fill proofs; a
+    /// backend whose storage keeps blocks and certificates but not what executing them
+    /// produced (the node) leaves both empty for a block that had transactions, rather than
+    /// re-execute it, which would need the state before it: see
+    /// [`CommittedBlock::execution_known`].
     pub result: BlockResult,
 }
 
@@ -32,6 +35,15 @@ impl CommittedBlock {
     /// The block's height.
     pub fn height(&self) -> u64 {
         self.block.header.height
+    }
+
+    /// Whether `result` holds the block's outcomes and committed items. Every transaction
+    /// has exactly one outcome, so a block with transactions and no outcomes was read back
+    /// without its execution result. A block without transactions commits no items
+    /// (fills and withdrawal receipts come only from transactions), so its empty result is
+    /// complete.
+    pub fn execution_known(&self) -> bool {
+        self.result.outcomes.len() == self.block.txs.len()
     }
 }
 

@@ -636,7 +636,8 @@ fn bounded_items<'de, D: serde::Deserializer<'de>>(
 
 /// Submit up to [`MAX_BATCH_TXS`] signed transactions in one request. Each item is
 /// decoded, rate-limited (a batch of N transactions that do more than cancel costs N
-/// tokens, as N single submissions would) and admitted on its own; the answer lists one
+/// tokens, as N single submissions would, and each item that does not decode costs the
+/// address one token too) and admitted on its own; the answer lists one
 /// result per item in request order, and one refused item never fails the others. The
 /// request itself fails only when it is malformed, too large or lists too many items.
 #[utoipa::path(post, path = "/v1/txs/batch", request_body = SubmitBatchRequest,
@@ -666,6 +667,16 @@ async fn submit_batch(
         let tx = match decode_tx(tx_hex) {
             Ok(tx) => tx,
             Err(error) => {
+                // An item that does not decode costs the address a token, as a submission
+                // does: a batch body holds ~130 single bodies, and decoding them is the
+                // work the quota bounds. Only the address pays; there is no account.
+                let error = match state.ip_limiter.check(&ip, now) {
+                    Ok(()) => error,
+                    Err(wait) => {
+                        state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+                        rate_limited(&state, "this address", wait)
+                    }
+                };
                 results.push(batch_item_refused(None, error));
                 continue;
             }
@@ -908,7 +919,9 @@ fn block_view(state: &AppState, block: &CommittedBlock) -> BlockView {
     if let Some(feed) = state.backend.hub().read().feed(block.height()) {
         return feed.view.clone();
     }
-    // Older than the hub's retention: the outcomes without their order snapshots.
+    // Older than the hub's retention: the outcomes without their order snapshots, or none
+    // at all for a block read back from storage (`execution_known`), which the route's
+    // description tells clients.
     BlockView {
         header: convert::header(&block.block.header),
         certificate: block.certificate.as_ref().map(hex::encode),
@@ -966,9 +979,19 @@ async fn latest_block(State(state): State<Shared>) -> ApiResult<Json<BlockView>>
 }
 
 /// A committed block with its certificate and outcomes.
+///
+/// Any committed block the node still stores is served, also one committed before the
+/// node last started. The outcomes come from the node's read model, which holds the blocks
+/// it indexed since it started (the most recent ones only). A node stores each block with
+/// its certificate but not what executing it produced, so a block older than the read
+/// model is served with its header and certificate and with `txs` empty and
+/// `committed_items` 0, even if it had transactions: its header's `txs_root` and
+/// `fills_root` still commit to them. Ask a node that indexed the block for its outcomes.
 #[utoipa::path(get, path = "/v1/blocks/{height}",
     params(("height" = u64, Path, description = "Block height")),
-    responses((status = 200, body = BlockView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = BlockView),
+              (status = 400, description = "The height is not a number", body = ErrorBody),
+              (status = 404, description = "Not committed yet, or no longer stored", body = ErrorBody)))]
 async fn block(
     State(state): State<Shared>,
     Path(height): Path<String>,
@@ -980,10 +1003,17 @@ async fn block(
 
 /// The proof that a committed item (a fill or withdrawal receipt) is in a block's fills
 /// root, with the header and certificate to check it against.
+///
+/// A proof needs every item the block committed, which only executing the block gives: it
+/// is served for the blocks in the node's read model (those it indexed since it started,
+/// the most recent ones only). For an older block with transactions the answer is 404,
+/// since the node stores blocks and certificates but not their committed items.
 #[utoipa::path(get, path = "/v1/blocks/{height}/fills/{index}/proof",
     params(("height" = u64, Path, description = "Block height"),
            ("index" = u32, Path, description = "Position among the block's committed items")),
-    responses((status = 200, body = FillProofView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = FillProofView),
+              (status = 400, description = "The height or index is not a number", body = ErrorBody),
+              (status = 404, description = "No such block or item, or the block's committed items are not held", body = ErrorBody)))]
 async fn fill_proof(
     State(state): State<Shared>,
     Path((height, index)): Path<(String, String)>,
@@ -991,6 +1021,13 @@ async fn fill_proof(
     let height: u64 = parse("height", &height)?;
     let index: u32 = parse("index", &index)?;
     let block = committed_block(&state, height).await?;
+    if !block.execution_known() {
+        // Saying "no item {index}" would claim the block committed fewer items.
+        return Err(ApiError::not_found(format!(
+            "the committed items of block {height} are not held by this node: it stores \
+             blocks and certificates, and the block is older than its read model"
+        )));
+    }
     let item = block.result.committed.get(index as usize).ok_or_else(|| {
         ApiError::not_found(format!("block {height} has no committed item {index}"))
     })?;

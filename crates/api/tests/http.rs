@@ -913,3 +913,57 @@ async fn a_dropped_transaction_reads_dropped_with_the_ledgers_reason() {
     assert_eq!(other["state"], "unknown");
     assert!(other.get("dropped").is_none(), "{other}");
 }
+
+#[tokio::test]
+async fn undecodable_batch_items_cost_the_address_a_token_each_and_cancels_stay_free() {
+    let config = ApiConfig {
+        per_ip: Quota {
+            per_second: 0,
+            burst: 5,
+        },
+        ..ApiConfig::default()
+    };
+    let n = node(config, 1_000).await;
+    // Items that are not transactions: each is refused for what it is while the address
+    // has tokens, then as rate limited.
+    let garbage = vec![
+        "00".to_owned(),
+        "zz".to_owned(),
+        "00".repeat(dex_types::MAX_TX_BYTES + 1),
+        "0001".to_owned(),
+        "00".to_owned(),
+        "00".to_owned(),
+        "zz".to_owned(),
+    ];
+    let results = n.submit_batch(&garbage).await;
+    let codes: Vec<&str> = results.iter().map(item_code).collect();
+    assert_eq!(
+        codes,
+        [
+            "malformed_tx",
+            "bad_request",
+            "tx_too_large",
+            "malformed_tx",
+            "malformed_tx",
+            "rate_limited",
+            "rate_limited",
+        ]
+    );
+    let refused = results[5].error.as_ref().unwrap();
+    assert_eq!(refused.status, 429);
+    assert!(refused.message.contains("address"), "{}", refused.message);
+    // A later garbage batch gets nothing but rate limits, and a cancel still goes through
+    // (while a placement does not).
+    let items = [
+        "00".to_owned(),
+        item_hex(&cancel(1, 1)),
+        item_hex(&place(2, 1)),
+    ];
+    let results = n.submit_batch(&items).await;
+    let codes: Vec<&str> = results.iter().map(item_code).collect();
+    assert_eq!(codes, ["rate_limited", "<admitted>", "rate_limited"]);
+    assert_eq!(n.chain.pending_count(), 1);
+    // The garbage drew on the same address bucket as every other request.
+    let (status, json) = n.get("/v1/markets").await;
+    assert_eq!((status, code(&json)), (429, "rate_limited"));
+}

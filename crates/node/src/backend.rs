@@ -7,17 +7,27 @@
 //! its signatures in the same verify batch), then one hand-off to the driver with one
 //! reply channel for all its answers. Only the transactions whose signatures hold reach
 //! the driver; the others are answered `bad_signature` in place.
+//!
+//! A block the API's hub no longer retains (or never held: one committed before the node
+//! last started) is read from the node's store on the driver thread, the same read block
+//! sync serves peers from, and decoded off it. The store keeps each block and its
+//! certificate but not what executing the block produced, and re-executing it would need
+//! the state before it, so such a block comes without outcomes or committed items
+//! ([`CommittedBlock::execution_known`]).
 
 use crate::driver::{Control, ReadFn, Shared, Submission};
 use crate::metrics::RejectReason;
 use crate::verify::{VerifiedBatch, VerifyQueue, VerifyRefusal};
 use async_trait::async_trait;
 use dex_api::{
-    AccountAt, ApiBackend, BackendError, BalanceProofAt, DroppedTx, FeedHub, SubmitError,
+    AccountAt, ApiBackend, BackendError, BalanceProofAt, CommittedBlock, DroppedTx, FeedHub,
+    SubmitError,
 };
 use dex_chain::{MempoolError, Replica};
+use dex_consensus::CommitCertificate;
+use dex_state::BlockResult;
 use dex_storage::RocksStore;
-use dex_types::{AccountId, Hash, SignedTransaction};
+use dex_types::{AccountId, Block, Hash, SignedTransaction};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -55,6 +65,49 @@ impl NodeBackend {
             })?;
         answer.await.map_err(|_| unavailable())
     }
+}
+
+/// A block read back from the store, as the API serves it: the block and its certificate,
+/// checked against the index facts stored with them, and an execution result that holds
+/// only what the header commits to (see the module docs).
+fn stored_block(stored: dex_storage::CommittedBlock) -> Result<CommittedBlock, BackendError> {
+    let height = stored.height;
+    let damaged = |what: String| {
+        // The store checked the bytes against their checksums, so this is a store written
+        // by another version or damaged in a way the checksums did not catch.
+        BackendError::Unavailable(format!("the stored block {height} is unreadable: {what}"))
+    };
+    let block = Block::decode(&stored.block).map_err(|e| damaged(e.to_string()))?;
+    let certificate =
+        CommitCertificate::decode(&stored.certificate).map_err(|e| damaged(e.to_string()))?;
+    let hash = block.hash();
+    if block.header.height != height || hash != stored.block_hash {
+        return Err(damaged(format!(
+            "its header (height {}, hash {hash}) is not the one indexed (hash {})",
+            block.header.height, stored.block_hash
+        )));
+    }
+    if certificate.height.0 != height || certificate.value_id != hash {
+        return Err(damaged(format!(
+            "its certificate is for height {} and block {}",
+            certificate.height.0, certificate.value_id
+        )));
+    }
+    let header = block.header;
+    Ok(CommittedBlock {
+        result: BlockResult {
+            height,
+            time: header.time,
+            parent_hash: header.parent_hash,
+            outcomes: Vec::new(),
+            events: Vec::new(),
+            committed: Vec::new(),
+            state_root: header.state_root,
+            fills_root: header.fills_root,
+        },
+        block,
+        certificate: Some(stored.certificate),
+    })
 }
 
 /// The answer to a submission the verify stage did not take.
@@ -234,11 +287,134 @@ impl ApiBackend for NodeBackend {
         .await
     }
 
+    async fn block(&self, height: u64) -> Result<Option<Arc<CommittedBlock>>, BackendError> {
+        if let Some(block) = self.hub.block(height) {
+            return Ok(Some(block));
+        }
+        // Above the API's head: the driver may have committed it a moment ago, but until
+        // the hub indexes it the API does not speak of it (404, as every other read), and
+        // it is served with its outcomes once indexed. Height 0 is the genesis state,
+        // which has no block.
+        if height == 0 || height > self.hub.read().height() {
+            return Ok(None);
+        }
+        let stored = self
+            .read(move |replica| replica.store().committed_block(height))
+            .await?
+            .map_err(|error| {
+                BackendError::Unavailable(format!("reading block {height}: {error}"))
+            })?;
+        // Below the store's retention floor, or pruned: not served.
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        // A block is up to megabytes of transactions: decoded on the blocking pool, not on
+        // the driver thread nor on an async worker.
+        let block = tokio::task::spawn_blocking(move || stored_block(stored))
+            .await
+            .map_err(|_| unavailable())??;
+        Ok(Some(Arc::new(block)))
+    }
+
     fn render_metrics(&self, out: &mut String) {
         self.shared.metrics.render(out);
         out.push_str(&format!(
             "# HELP dex_verify_queued_txs Client transactions holding room in the verify stage (queued, being verified, or a batch on its way to the driver).\n# TYPE dex_verify_queued_txs gauge\ndex_verify_queued_txs {}\n",
             self.verify.queued_txs()
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dex_consensus::{Height, Round};
+    use dex_types::{BlockHeader, ChainId, TimestampMs};
+
+    fn block(height: u64) -> Block {
+        Block {
+            header: BlockHeader {
+                chain_id: ChainId(7),
+                height,
+                time: TimestampMs(1_700_000_000_000),
+                parent_hash: Hash([1; 32]),
+                proposer: AccountId([2; 32]),
+                txs_root: dex_types::EMPTY_ROOT,
+                state_root: Hash([3; 32]),
+                fills_root: Hash([4; 32]),
+            },
+            txs: Vec::new(),
+        }
+    }
+
+    fn certificate(height: u64, value_id: Hash) -> Vec<u8> {
+        CommitCertificate {
+            height: Height(height),
+            round: Round(0),
+            value_id,
+            signatures: Vec::new(),
+        }
+        .encode()
+    }
+
+    fn stored(block: &Block, certificate: Vec<u8>) -> dex_storage::CommittedBlock {
+        dex_storage::CommittedBlock {
+            height: block.header.height,
+            block_hash: block.hash(),
+            parent_hash: block.header.parent_hash,
+            state_root: block.header.state_root,
+            block: block.encode(),
+            certificate,
+        }
+    }
+
+    #[test]
+    fn a_stored_block_keeps_its_header_and_certificate_and_claims_no_outcomes() {
+        let block = block(5);
+        let certificate = certificate(5, block.hash());
+        let served = stored_block(stored(&block, certificate.clone())).unwrap();
+        assert_eq!(served.block, block);
+        assert_eq!(served.certificate, Some(certificate));
+        assert_eq!(served.result.height, 5);
+        assert_eq!(served.result.time, block.header.time);
+        assert_eq!(served.result.parent_hash, block.header.parent_hash);
+        assert_eq!(served.result.state_root, block.header.state_root);
+        assert_eq!(served.result.fills_root, block.header.fills_root);
+        assert!(served.result.outcomes.is_empty() && served.result.committed.is_empty());
+        // No transactions, so nothing is missing.
+        assert!(served.execution_known());
+    }
+
+    #[test]
+    fn a_stored_block_that_disagrees_with_its_index_or_certificate_is_refused() {
+        let block = block(5);
+        let good = certificate(5, block.hash());
+        let mut wrong_hash = stored(&block, good.clone());
+        wrong_hash.block_hash = Hash([9; 32]);
+        let mut wrong_height = stored(&block, good.clone());
+        wrong_height.height = 6;
+        let mut undecodable = stored(&block, good);
+        undecodable.block.push(0);
+        let cases = [
+            ("hash", wrong_hash),
+            ("height", wrong_height),
+            ("undecodable", undecodable),
+            (
+                "certificate of another block",
+                stored(&block, certificate(5, Hash([9; 32]))),
+            ),
+            (
+                "certificate of another height",
+                stored(&block, certificate(4, block.hash())),
+            ),
+            ("undecodable certificate", stored(&block, vec![1, 2, 3])),
+        ];
+        for (case, stored) in cases {
+            let error = stored_block(stored).expect_err(case);
+            assert!(
+                matches!(&error, BackendError::Unavailable(m) if m.contains("unreadable")),
+                "{case}: {error}"
+            );
+        }
     }
 }
