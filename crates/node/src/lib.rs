@@ -21,6 +21,7 @@ pub(crate) mod dropped;
 pub mod error;
 pub mod files;
 pub mod gossip;
+pub(crate) mod gossip_check;
 pub mod keys;
 pub mod memory;
 pub mod metrics;

@@ -12,8 +12,8 @@
 //! committing (it may have missed a decision while it was down or partitioned), and
 //! answers to peers' requests read from the store on the driver thread.
 
-use crate::driver::{Control, Outgoing, Shared, Submission};
-use crate::gossip;
+use crate::driver::{Control, Outgoing, Shared};
+use crate::gossip_check::BatchCheck;
 use crate::metrics::RejectReason;
 use dex_consensus::{CommitCertificate, Message, ValidatorIndex, ValidatorSet, VerifiedMessage};
 use dex_p2p::{GossipMessage, P2pEvent, P2pHandle, PeerId, SyncRequest, Topic, Verdict};
@@ -31,8 +31,8 @@ pub(crate) const SYNC_BATCH: u32 = 32;
 const STALL_BEFORE_SYNC: Duration = Duration::from_millis(1_500);
 /// Consensus messages verified at once; more are dropped (and counted).
 pub(crate) const CONSENSUS_VERIFY_IN_FLIGHT_MAX: usize = 1_024;
-/// Transaction batches verified at once: with full batches, 16,384 transactions, several
-/// seconds of the pool's work; more are dropped (and counted).
+/// Transaction batches waiting for their check: with full batches, 16,384 transactions,
+/// several seconds of the pool's work; more are dropped (and counted).
 pub(crate) const TX_BATCH_VERIFY_IN_FLIGHT_MAX: usize = 64;
 
 /// A decided block with its certificate, as a sync response carries it.
@@ -43,7 +43,6 @@ pub(crate) struct Network {
     pub events: mpsc::Receiver<P2pEvent>,
     pub outgoing: mpsc::Receiver<Outgoing>,
     pub control: crossbeam_channel::Sender<Control>,
-    pub submissions: crossbeam_channel::Sender<Submission>,
     pub shared: Arc<Shared>,
     pub validators: Arc<ValidatorSet>,
     pub chain_id: dex_consensus::ChainId,
@@ -58,9 +57,9 @@ pub(crate) struct Network {
     /// Signature checks of proposals' transactions and of transaction batches, on the
     /// verification pool.
     pub verifier: TxVerifier,
-    /// Transaction batches being decoded and verified at once; more are dropped (and
-    /// counted) without penalty to their senders.
-    pub batch_slots: Arc<Semaphore>,
+    /// The check of transaction batches (several messages' signatures at once); when its
+    /// queue is full a batch is dropped (and counted) without penalty to its sender.
+    pub batch_check: BatchCheck,
 }
 
 /// A consensus message whose signatures held, with the transactions of a proposal that
@@ -227,64 +226,10 @@ impl Network {
     /// pending transaction (only a client that sent one to two nodes), so this costs
     /// nothing in practice.
     async fn on_gossip_batch(&self, message: GossipMessage) {
-        let Ok(permit) = self.batch_slots.clone().try_acquire_owned() else {
-            return self
-                .verdict(&message, Verdict::Ignore, Some(RejectReason::Overloaded))
-                .await;
-        };
-        let ticket = message.ticket();
-        let p2p = self.p2p.clone();
-        let shared = self.shared.clone();
-        let submissions = self.submissions.clone();
-        let verifier = self.verifier.clone();
-        let data = message.data;
-        tokio::spawn(async move {
-            let checked = tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                let txs = gossip::decode_tx_batch(&data)?;
-                let forged = verifier
-                    .verify_batch(&txs)
-                    .iter()
-                    .filter(|result| result.is_err())
-                    .count();
-                Ok::<_, gossip::TxBatchError>((txs, forged))
-            })
-            .await;
-            let verdict = match checked {
-                Ok(Ok((txs, 0))) => {
-                    let count = txs.len();
-                    shared
-                        .metrics
-                        .gossip_batches_received
-                        .fetch_add(1, Ordering::Relaxed);
-                    shared
-                        .metrics
-                        .gossip_txs_received
-                        .fetch_add(count as u64, Ordering::Relaxed);
-                    if !shared.reserve_gossip(count) {
-                        shared.metrics.reject(RejectReason::Overloaded);
-                    } else if submissions.try_send(Submission::Gossip(txs)).is_err() {
-                        shared.release_gossip(count);
-                        shared.metrics.reject(RejectReason::Overloaded);
-                    }
-                    // Valid whether or not this node had room for it: the peers get it.
-                    Verdict::Accept
-                }
-                Ok(Ok((_, forged))) => {
-                    tracing::debug!(forged, "a transaction batch with bad signatures");
-                    shared.metrics.reject(RejectReason::BadSignature);
-                    Verdict::Reject
-                }
-                Ok(Err(error)) => {
-                    tracing::debug!(%error, "an undecodable transaction batch");
-                    shared.metrics.reject(RejectReason::Undecodable);
-                    Verdict::Reject
-                }
-                // The runtime is stopping or the pool panicked: no judgement.
-                Err(_) => Verdict::Ignore,
-            };
-            let _ = p2p.report_validation(ticket, verdict).await;
-        });
+        if let Err(ticket) = self.batch_check.offer(message) {
+            self.shared.metrics.reject(RejectReason::Overloaded);
+            let _ = self.p2p.report_validation(ticket, Verdict::Ignore).await;
+        }
     }
 
     async fn on_gossip_consensus(&self, message: GossipMessage) {

@@ -6,6 +6,7 @@ use crate::config::NodeConfig;
 use crate::driver::{self, Control, Driver, Shared};
 use crate::error::NodeError;
 use crate::gossip::{self, BatchLimits};
+use crate::gossip_check::{BatchCheck, BatchCheckParts};
 use crate::keys::ValidatorKey;
 use crate::metrics::NodeMetrics;
 use crate::network::{CONSENSUS_VERIFY_IN_FLIGHT_MAX, Network, TX_BATCH_VERIFY_IN_FLIGHT_MAX};
@@ -244,7 +245,6 @@ impl RunningNode {
             events,
             outgoing: outgoing_rx,
             control: control_tx.clone(),
-            submissions: submit_tx.clone(),
             shared: shared.clone(),
             validators: Arc::new(validators),
             chain_id: dex_consensus::ChainId(spec.genesis.chain_id.0),
@@ -253,7 +253,15 @@ impl RunningNode {
             sync_bytes_max,
             verify_slots: Arc::new(Semaphore::new(CONSENSUS_VERIFY_IN_FLIGHT_MAX)),
             verifier: verifier.clone(),
-            batch_slots: Arc::new(Semaphore::new(TX_BATCH_VERIFY_IN_FLIGHT_MAX)),
+            batch_check: BatchCheck::start(
+                BatchCheckParts {
+                    p2p: p2p.clone(),
+                    shared: shared.clone(),
+                    submissions: submit_tx.clone(),
+                    verifier: verifier.clone(),
+                },
+                TX_BATCH_VERIFY_IN_FLIGHT_MAX,
+            ),
         };
         tokio::spawn(network.run());
         let gossip_p2p = p2p.clone();
