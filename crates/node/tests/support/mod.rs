@@ -268,10 +268,19 @@ impl Cluster {
     }
 
     /// Validator `i`'s committed block at `height`, if it serves it.
+    /// Block `height` from validator `i`'s API, waiting up to two seconds for it: the API
+    /// indexes a block just after the consensus thread commits it (and `dex_height` moves),
+    /// so a block committed a moment ago may not be served yet.
     pub async fn block(&self, i: usize, height: u64) -> Option<BlockView> {
-        get_json(&self.http, &format!("{}/v1/blocks/{height}", self.urls[i]))
-            .await
-            .ok()
+        let url = format!("{}/v1/blocks/{height}", self.urls[i]);
+        let timeout = Duration::from_secs(2);
+        for _ in 0..polls(timeout) {
+            if let Ok(block) = get_json(&self.http, &url).await {
+                return Some(block);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        None
     }
 
     /// Wait until every validator in `nodes` has committed `height` (at most `timeout`).
