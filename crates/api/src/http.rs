@@ -958,6 +958,14 @@ fn block_view(state: &AppState, block: &CommittedBlock) -> BlockView {
             })
             .collect(),
         committed_items: block.result.committed.len() as u32,
+        tx_hashes: (!block.execution_known()).then(|| {
+            block
+                .block
+                .txs
+                .iter()
+                .map(|tx| tx.hash().to_hex())
+                .collect()
+        }),
     }
 }
 
@@ -984,9 +992,10 @@ async fn latest_block(State(state): State<Shared>) -> ApiResult<Json<BlockView>>
 /// node last started. The outcomes come from the node's read model, which holds the blocks
 /// it indexed since it started (the most recent ones only). A node stores each block with
 /// its certificate but not what executing it produced, so a block older than the read
-/// model is served with its header and certificate and with `txs` empty and
-/// `committed_items` 0, even if it had transactions: its header's `txs_root` and
-/// `fills_root` still commit to them. Ask a node that indexed the block for its outcomes.
+/// model is served with its header, its certificate and the ids of its transactions
+/// (`tx_hashes`, present only then), with `txs` (the outcomes) empty and `committed_items`
+/// 0: its header's `txs_root` and `fills_root` still commit to them. Ask a node that
+/// indexed the block for its outcomes.
 #[utoipa::path(get, path = "/v1/blocks/{height}",
     params(("height" = u64, Path, description = "Block height")),
     responses((status = 200, body = BlockView),

@@ -858,6 +858,7 @@ impl ChainIndex {
             certificate: block.certificate.as_deref().map(hex_lower),
             txs: outcomes,
             committed_items: result.committed.len() as u32,
+            tx_hashes: None,
         };
         self.height = height;
         self.time = block.block.header.time;

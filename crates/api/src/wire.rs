@@ -508,6 +508,11 @@ pub struct BlockView {
     pub txs: Vec<TxOutcomeView>,
     /// Number of committed items (fills and withdrawal receipts) under the fills root.
     pub committed_items: u32,
+    /// The ids of the block's transactions (hex, in block order), given only when their
+    /// outcomes are not known: a block read back from storage, whose execution results
+    /// the node does not keep. `txs` is then empty and `committed_items` zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_hashes: Option<Vec<String>>,
 }
 
 /// Everything needed to check a fill against a header without trusting the node.

@@ -155,7 +155,18 @@ fn n1_restarted_validator_serves_blocks_committed_before_the_restart() {
             if !with_txs.contains(&height) {
                 assert_eq!(block, *reference, "block {height} had no transactions");
             } else {
+                // Which transactions it holds is known (the block body is stored), in
+                // block order, without outcomes.
                 assert!(!reference.txs.is_empty());
+                let ids: Vec<String> = reference.txs.iter().map(|t| t.tx_hash.clone()).collect();
+                let mut served = block
+                    .tx_hashes
+                    .clone()
+                    .expect("the block's transaction ids");
+                let mut expected = ids;
+                served.sort();
+                expected.sort();
+                assert_eq!(served, expected, "block {height}'s transactions");
             }
         }
 
