@@ -236,10 +236,24 @@ impl Driver {
     }
 
     fn handle(&mut self, event: Event) -> Result<(), dex_chain::ChainError> {
+        let kind = event_kind(&event);
+        let started = Instant::now();
         let mut out = Vec::new();
         let result = self.replica.handle(now_ms(), event, &mut out);
+        let replica_took = started.elapsed();
         // Actions produced before a failure are safe to carry out (see `Replica::handle`).
         self.carry_out(out, false);
+        let took = started.elapsed();
+        if took >= SLOW_STEP {
+            // Everything behind this step waited: name the step so a latency spike in a
+            // load run can be traced to it.
+            tracing::warn!(
+                kind,
+                replica_ms = replica_took.as_millis() as u64,
+                total_ms = took.as_millis() as u64,
+                "slow consensus step"
+            );
+        }
         result
     }
 
@@ -498,7 +512,15 @@ impl Driver {
         };
         // The publisher thread feeds the API's read model; blocking here keeps it from
         // falling unboundedly behind.
+        let waited = Instant::now();
         let _ = self.committed.send(block);
+        if waited.elapsed() >= SLOW_STEP {
+            tracing::warn!(
+                height,
+                waited_ms = waited.elapsed().as_millis() as u64,
+                "the consensus thread waited for the API's read model"
+            );
+        }
     }
 
     fn publish_gauges(&self) {
@@ -522,8 +544,37 @@ pub(crate) fn run_publisher(
 ) {
     for block in blocks {
         let height = block.height();
+        let started = Instant::now();
         if let Err(error) = hub.publish(block) {
             tracing::error!(height, %error, "the API could not index a committed block");
         }
+        let took = started.elapsed();
+        if took >= SLOW_STEP {
+            tracing::warn!(
+                height,
+                took_ms = took.as_millis() as u64,
+                "slow indexing of a block"
+            );
+        }
+    }
+}
+
+/// A step of the consensus thread or the publisher longer than this is logged: it delays
+/// every commit behind it by as much (a block normally takes tens of milliseconds).
+const SLOW_STEP: Duration = Duration::from_millis(150);
+
+/// A short name of a replica event, for logs.
+fn event_kind(event: &Event) -> &'static str {
+    match event {
+        Event::Message(dex_consensus::Message::Proposal(_)) => "proposal",
+        Event::Message(dex_consensus::Message::Vote(_)) => "vote",
+        Event::VerifiedMessage(message) => match message.message() {
+            dex_consensus::Message::Proposal(_) => "proposal",
+            dex_consensus::Message::Vote(_) => "vote",
+        },
+        Event::Transaction(_) => "transaction",
+        Event::Decided { .. } => "decided block",
+        Event::SyncRequest { .. } => "sync request",
+        Event::Timer(_) => "timer",
     }
 }
