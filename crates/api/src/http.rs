@@ -483,8 +483,9 @@ async fn submit(
     ClientIp(ip): ClientIp,
     ApiJson(submit): ApiJson<SubmitRequest>,
 ) -> ApiResult<(StatusCode, Json<TxStatusView>)> {
-    let tx = decode_tx(&submit.tx)?;
-    charge_limits(&state, ip, &tx, Instant::now())?;
+    let now = Instant::now();
+    let tx = decode_tx(&submit.tx).map_err(|error| charge_undecodable(&state, ip, now, error))?;
+    charge_limits(&state, ip, &tx, now)?;
     let hash = tx.hash();
     let hub = state.backend.hub();
     // Subscribe before submitting so the commit cannot slip between the two.
@@ -569,6 +570,20 @@ fn charge_limits(
         return Err(rate_limited(state, "this account", wait));
     }
     Ok(())
+}
+
+/// A submission that does not decode still costs its address a token, as one that does:
+/// decoding is the work the quota bounds (and a batch body holds ~130 single bodies). Only
+/// the address pays; there is no account. The answer is the decode error, or
+/// `rate_limited` once the address is out of tokens.
+fn charge_undecodable(state: &AppState, ip: IpAddr, now: Instant, error: ApiError) -> ApiError {
+    match state.ip_limiter.check(&ip, now) {
+        Ok(()) => error,
+        Err(wait) => {
+            state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+            rate_limited(state, "this address", wait)
+        }
+    }
 }
 
 fn batch_item_refused(tx_hash: Option<&Hash>, error: ApiError) -> BatchItemView {
@@ -667,16 +682,7 @@ async fn submit_batch(
         let tx = match decode_tx(tx_hex) {
             Ok(tx) => tx,
             Err(error) => {
-                // An item that does not decode costs the address a token, as a submission
-                // does: a batch body holds ~130 single bodies, and decoding them is the
-                // work the quota bounds. Only the address pays; there is no account.
-                let error = match state.ip_limiter.check(&ip, now) {
-                    Ok(()) => error,
-                    Err(wait) => {
-                        state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
-                        rate_limited(&state, "this address", wait)
-                    }
-                };
+                let error = charge_undecodable(&state, ip, now, error);
                 results.push(batch_item_refused(None, error));
                 continue;
             }

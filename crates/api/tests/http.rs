@@ -967,3 +967,26 @@ async fn undecodable_batch_items_cost_the_address_a_token_each_and_cancels_stay_
     let (status, json) = n.get("/v1/markets").await;
     assert_eq!((status, code(&json)), (429, "rate_limited"));
 }
+
+#[tokio::test]
+async fn an_undecodable_single_submission_costs_the_address_a_token_too() {
+    let config = ApiConfig {
+        per_ip: Quota {
+            per_second: 0,
+            burst: 2,
+        },
+        ..ApiConfig::default()
+    };
+    let n = node(config, 1_000).await;
+    let garbage = serde_json::json!({ "tx": "00" }).to_string();
+    let (status, json) = n.post_raw(garbage.clone()).await;
+    assert_eq!((status, code(&json)), (400, "malformed_tx"));
+    let (status, json) = n.post_raw(garbage.clone()).await;
+    assert_eq!((status, code(&json)), (400, "malformed_tx"));
+    // Out of tokens: the third is refused as rate limited, before any decoding is said.
+    let (status, json) = n.post_raw(garbage).await;
+    assert_eq!((status, code(&json)), (429, "rate_limited"));
+    // Cancels are still never limited.
+    let (status, json) = n.submit(&cancel(1, 1)).await;
+    assert_eq!(status, 202, "{json}");
+}
