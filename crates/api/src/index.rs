@@ -403,7 +403,9 @@ impl ChainIndex {
         // height, so the four rehash together. Measured: 150-420 ms stalls of the read model
         // near 115 k and 230 k entries, which held up commits behind them. Untouched
         // capacity costs address space, not memory.
-        let orders = config.retained_orders.saturating_add(config.retained_orders / 4);
+        let orders = config
+            .retained_orders
+            .saturating_add(config.retained_orders / 4);
         let txs = config.retained_txs.saturating_add(config.retained_txs / 8);
         let mut index = ChainIndex {
             config,
