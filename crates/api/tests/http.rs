@@ -78,10 +78,11 @@ impl Node {
         )
     }
 
-    async fn post_raw(&self, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
+    /// POST a JSON `body` to `path`: the status and the body of the answer.
+    async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
         let response = self
             .http
-            .post(self.url("/v1/txs"))
+            .post(self.url(path))
             .header("content-type", "application/json")
             .body(body)
             .send()
@@ -94,20 +95,12 @@ impl Node {
         )
     }
 
+    async fn post_raw(&self, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
+        self.post("/v1/txs", body).await
+    }
+
     async fn post_batch(&self, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
-        let response = self
-            .http
-            .post(self.url("/v1/txs/batch"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (
-            status,
-            response.json().await.unwrap_or(serde_json::Value::Null),
-        )
+        self.post("/v1/txs/batch", body).await
     }
 
     /// A batch of hex items, answered 200: the typed results.

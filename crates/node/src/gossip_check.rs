@@ -160,27 +160,8 @@ fn settle(parts: &BatchCheckParts, checked: Checked) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::transfer;
     use dex_p2p::{GossipId, PeerId, Topic};
-    use dex_types::{
-        Action, Amount, AssetId, ChainId, Keypair, TimestampMs, Transaction, Transfer,
-    };
-
-    fn tx(seed: u8, nonce: u64) -> SignedTransaction {
-        let key = Keypair::from_seed([seed; 32]);
-        key.sign(Transaction {
-            chain_id: ChainId(1),
-            account: key.account_id(),
-            signer: key.account_id(),
-            nonce,
-            expires_at: TimestampMs(u64::MAX),
-            action: Action::Transfer(Transfer {
-                to: Keypair::from_seed([0; 32]).account_id(),
-                asset: AssetId(0),
-                amount: Amount(1),
-            }),
-        })
-        .unwrap()
-    }
 
     fn message(data: Vec<u8>) -> GossipMessage {
         GossipMessage {
@@ -194,10 +175,10 @@ mod tests {
     #[test]
     fn a_round_judges_each_message_on_its_own_transactions() {
         let verifier = TxVerifier::new(2, 64);
-        let good: Vec<SignedTransaction> = (1..=5).map(|n| tx(1, n)).collect();
-        let mut forged: Vec<SignedTransaction> = (1..=4).map(|n| tx(2, n)).collect();
+        let good: Vec<SignedTransaction> = (1..=5).map(|n| transfer(1, n)).collect();
+        let mut forged: Vec<SignedTransaction> = (1..=4).map(|n| transfer(2, n)).collect();
         forged[2].signature[7] ^= 1;
-        let later: Vec<SignedTransaction> = (1..=3).map(|n| tx(3, n)).collect();
+        let later: Vec<SignedTransaction> = (1..=3).map(|n| transfer(3, n)).collect();
         let messages = vec![
             message(gossip::encode_tx_batch(&good)),
             message(gossip::encode_tx_batch(&forged)),

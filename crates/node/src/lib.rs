@@ -28,6 +28,8 @@ pub mod metrics;
 pub(crate) mod network;
 pub mod node;
 pub mod spec;
+#[cfg(test)]
+mod testkit;
 pub(crate) mod verify;
 
 pub use backend::NodeBackend;

@@ -263,31 +263,14 @@ fn answer(verifier: &TxVerifier, jobs: Vec<Job>, count: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dex_types::{Action, ChainId, Keypair, TimestampMs, Transaction, Transfer};
-
-    fn tx(seed: u8, nonce: u64) -> SignedTransaction {
-        let key = Keypair::from_seed([seed; 32]);
-        key.sign(Transaction {
-            chain_id: ChainId(1),
-            account: key.account_id(),
-            signer: key.account_id(),
-            nonce,
-            expires_at: TimestampMs(u64::MAX),
-            action: Action::Transfer(Transfer {
-                to: Keypair::from_seed([0; 32]).account_id(),
-                asset: dex_types::AssetId(0),
-                amount: dex_types::Amount(1),
-            }),
-        })
-        .unwrap()
-    }
+    use crate::testkit::transfer;
 
     #[tokio::test]
     async fn verifies_concurrent_submissions_each_with_its_own_answer() {
         let queue = VerifyQueue::start(TxVerifier::new(2, 64), 256);
         let mut waits = Vec::new();
         for i in 0..100u64 {
-            let mut signed = tx(1 + (i % 5) as u8, i + 1);
+            let mut signed = transfer(1 + (i % 5) as u8, i + 1);
             let forged = i % 7 == 0;
             if forged {
                 signed.signature[3] ^= 1;
@@ -314,14 +297,14 @@ mod tests {
         let queue = VerifyQueue::start(TxVerifier::new(2, 64), 256);
         let mut sent = Vec::new();
         for i in 0..40u64 {
-            let mut signed = tx(1 + (i % 3) as u8, i + 1);
+            let mut signed = transfer(1 + (i % 3) as u8, i + 1);
             if i % 5 == 2 {
                 signed.signature[7] ^= 1;
             }
             sent.push(signed);
         }
         // A single submission verified in the same turn as the batch keeps its own answer.
-        let lone = tx(9, 1);
+        let lone = transfer(9, 1);
         let (single, batch) =
             tokio::join!(queue.verify(lone.clone()), queue.verify_batch(sent.clone()));
         assert_eq!(single.unwrap().unwrap(), lone);
@@ -349,7 +332,7 @@ mod tests {
         // Room for 64 transactions: one batch of 48 fits, a second does not, however few
         // entries the queue holds; a lone transaction still fits the 16 left.
         let queue = VerifyQueue::start(TxVerifier::new(1, 0), 64);
-        let batch = |seed: u8| (1..=48u64).map(|n| tx(seed, n)).collect::<Vec<_>>();
+        let batch = |seed: u8| (1..=48u64).map(|n| transfer(seed, n)).collect::<Vec<_>>();
         let held = queue.verify_batch(batch(3)).await.unwrap();
         assert_eq!(queue.queued_txs(), 48);
         assert_eq!(
@@ -358,13 +341,13 @@ mod tests {
         );
         // The refused batch reserved nothing.
         assert_eq!(queue.queued_txs(), 48);
-        assert!(queue.verify(tx(5, 1)).await.unwrap().is_ok());
+        assert!(queue.verify(transfer(5, 1)).await.unwrap().is_ok());
         drop(held);
         let again = queue.verify_batch(batch(4)).await.unwrap();
         assert!(again.verdicts.iter().all(Result::is_ok));
         // A batch larger than the whole budget is refused outright.
         drop(again);
-        let too_big = (1..=65u64).map(|n| tx(6, n)).collect();
+        let too_big = (1..=65u64).map(|n| transfer(6, n)).collect();
         assert_eq!(
             queue.verify_batch(too_big).await.unwrap_err(),
             VerifyRefusal::Overloaded
@@ -380,7 +363,7 @@ mod tests {
             (0..64u64)
                 .map(|i| {
                     let queue = queue.clone();
-                    async move { queue.verify(tx(2, i + 1)).await }
+                    async move { queue.verify(transfer(2, i + 1)).await }
                 })
                 .collect::<Vec<_>>(),
         )

@@ -22,14 +22,6 @@ const TRADERS: usize = 20;
 /// (400) and per-account burst (100), so no item is rate-limited.
 const ORDERS_PER_TRADER: u64 = 12;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
-
 async fn post_batch(cluster: &Cluster, url: &str, items: Vec<String>) -> Vec<BatchItemView> {
     let count = items.len();
     let response = cluster
@@ -57,7 +49,7 @@ fn code(item: &BatchItemView) -> &str {
 
 #[test]
 fn n4_batches_through_one_node_are_admitted_item_by_item_and_commit_everywhere() {
-    runtime().block_on(async {
+    support::runtime().block_on(async {
         let all: Vec<usize> = (0..VALIDATORS).collect();
         let mut cluster = Cluster::start(VALIDATORS, TRADERS).await;
         cluster.wait_height(&all, 2, Duration::from_secs(60)).await;

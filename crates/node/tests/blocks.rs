@@ -24,14 +24,6 @@ const TRADERS: usize = 2;
 /// other side's nonce 1, so the seller's orders fill some of the resting bids.
 const ORDERS_PER_TRADER: u64 = 5;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
-
 /// GET `path` on validator 0: the status and the body.
 async fn get(cluster: &Cluster, path: &str) -> (u16, serde_json::Value) {
     let response = cluster
@@ -86,7 +78,7 @@ async fn trade(cluster: &Cluster, t: usize, side: Side) -> Vec<u64> {
 
 #[test]
 fn n1_restarted_validator_serves_blocks_committed_before_the_restart() {
-    runtime().block_on(async {
+    support::runtime().block_on(async {
         let mut cluster = Cluster::start(VALIDATORS, TRADERS).await;
         cluster.wait_height(&[0], 1, Duration::from_secs(60)).await;
         let mut with_txs = trade(&cluster, 1, Side::Buy).await;

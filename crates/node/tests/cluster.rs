@@ -37,14 +37,6 @@ fn one_cluster_at_a_time() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
-
 /// Transaction expiry: well after any test ends.
 fn expiry() -> TimestampMs {
     TimestampMs(support::now_ms() + 10 * 60 * 1_000)
@@ -189,7 +181,7 @@ fn hashes_in(blocks: &[BlockView]) -> BTreeMap<String, u64> {
 #[test]
 fn n4_five_thousand_orders_through_one_node_commit_identically_everywhere() {
     let _turn = one_cluster_at_a_time();
-    runtime().block_on(async {
+    support::runtime().block_on(async {
         let all: Vec<usize> = (0..VALIDATORS).collect();
         let mut cluster = Cluster::start(VALIDATORS, TRADERS).await;
         cluster.wait_height(&all, 2, Duration::from_secs(60)).await;
@@ -279,7 +271,7 @@ fn n4_five_thousand_orders_through_one_node_commit_identically_everywhere() {
 #[test]
 fn n4_f1_crashed_validator_catches_up_by_block_sync() {
     let _turn = one_cluster_at_a_time();
-    runtime().block_on(async {
+    support::runtime().block_on(async {
         let all: Vec<usize> = (0..VALIDATORS).collect();
         let live = [0, 1, 2];
         let mut cluster = Cluster::start(VALIDATORS, TRADERS).await;
@@ -344,7 +336,7 @@ fn n4_f1_crashed_validator_catches_up_by_block_sync() {
 #[test]
 fn n4_two_crashed_stops_commits_without_fork_and_resumes_with_three() {
     let _turn = one_cluster_at_a_time();
-    runtime().block_on(async {
+    support::runtime().block_on(async {
         let all: Vec<usize> = (0..VALIDATORS).collect();
         let survivors = [0, 1];
         let mut cluster = Cluster::start(VALIDATORS, TRADERS).await;
@@ -502,7 +494,7 @@ fn garbage(len: usize, salt: u8) -> Vec<u8> {
 #[test]
 fn n4_bad_gossip_is_refused_and_penalised_while_the_chain_commits() {
     let _turn = one_cluster_at_a_time();
-    runtime().block_on(async {
+    support::runtime().block_on(async {
         let all: Vec<usize> = (0..VALIDATORS).collect();
         let mut cluster = Cluster::start(VALIDATORS, TRADERS).await;
         cluster.wait_height(&all, 2, Duration::from_secs(60)).await;

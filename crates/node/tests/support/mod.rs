@@ -41,6 +41,15 @@ pub fn now_ms() -> u64 {
     .expect("milliseconds fit in u64")
 }
 
+/// The runtime every scenario runs on: two workers, as many as the machine has cores.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
 /// The number of polls of `POLL` that fit in `timeout`, plus one: the count bound of a
 /// wait whose time bound is `timeout`.
 pub fn polls(timeout: Duration) -> u32 {
