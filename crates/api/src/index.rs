@@ -403,10 +403,17 @@ impl ChainIndex {
         // height, so the four rehash together. Measured: 150-420 ms stalls of the read model
         // near 115 k and 230 k entries, which held up commits behind them. Untouched
         // capacity costs address space, not memory.
+        // Up front only up to a bound: a configuration asking to retain more grows past it
+        // as before rather than reserve without limit.
+        const PRESIZE_MAX: usize = 1 << 20;
         let orders = config
             .retained_orders
-            .saturating_add(config.retained_orders / 4);
-        let txs = config.retained_txs.saturating_add(config.retained_txs / 8);
+            .saturating_add(config.retained_orders / 4)
+            .min(PRESIZE_MAX);
+        let txs = config
+            .retained_txs
+            .saturating_add(config.retained_txs / 8)
+            .min(PRESIZE_MAX);
         let mut index = ChainIndex {
             config,
             height: ledger.height(),
