@@ -80,10 +80,13 @@ async fn one_validator(dir: &std::path::Path) -> (RunningNode, Target, ChainSetu
     (node, target, chain, base)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn n1_fixed_rate_then_max_every_order_ends_known() {
+/// On one validator, with `batch` transactions per request: about 150/s for 3 s, then as
+/// fast as possible until 1,500 signed transactions run out; every order must end known
+/// in both (`check_sums`). Returns the fixed-rate report.
+async fn fixed_then_max(batch: usize) -> Report {
     let dir = tempfile::tempdir().unwrap();
     let (node, target, chain, base) = one_validator(dir.path()).await;
+    let base = RunOptions { batch, ..base };
     let fixed = dex_load::run(
         &RunOptions {
             mode: RateMode::Fixed(150.0),
@@ -98,15 +101,13 @@ async fn n1_fixed_rate_then_max_every_order_ends_known() {
     let phase = &fixed.phases[0];
     assert_eq!(phase.name, "fixed");
     assert!(phase.accounting.committed > 0);
+    // Batching changes the requests, not the offer.
     assert!(
         phase.accounting.sent >= 300 && phase.accounting.sent <= 460,
         "about 150/s for 3 s: {}",
         phase.accounting.sent
     );
-    assert!(phase.blocks.count > 0);
-    assert_eq!(phase.cpu.validators.len(), 1);
 
-    // As fast as possible until the signed stream runs out.
     let max = dex_load::run(
         &RunOptions {
             mode: RateMode::Max,
@@ -126,52 +127,20 @@ async fn n1_fixed_rate_then_max_every_order_ends_known() {
     assert_eq!(max.accounting.sent, 1_500);
     assert!(max.accounting.committed > 0);
     node.shutdown().await.unwrap();
+    fixed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n1_fixed_rate_then_max_every_order_ends_known() {
+    let fixed = fixed_then_max(1).await;
+    let phase = &fixed.phases[0];
+    assert!(phase.blocks.count > 0);
+    assert_eq!(phase.cpu.validators.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn n1_batches_of_16_at_a_fixed_rate_and_at_max_every_order_ends_known() {
-    let dir = tempfile::tempdir().unwrap();
-    let (node, target, chain, base) = one_validator(dir.path()).await;
-    let base = RunOptions { batch: 16, ..base };
-    let fixed = dex_load::run(
-        &RunOptions {
-            mode: RateMode::Fixed(150.0),
-            ..base.clone()
-        },
-        &target,
-        chain.clone(),
-    )
-    .await
-    .unwrap();
-    check_sums(&fixed);
+    let fixed = fixed_then_max(16).await;
     assert_eq!(fixed.setup.batch, 16);
     assert!(fixed.render().contains("batch 16"));
-    let phase = &fixed.phases[0];
-    assert!(phase.accounting.committed > 0);
-    // The same schedule as one by one: batching changes the requests, not the offer.
-    assert!(
-        phase.accounting.sent >= 300 && phase.accounting.sent <= 460,
-        "about 150/s for 3 s: {}",
-        phase.accounting.sent
-    );
-
-    let max = dex_load::run(
-        &RunOptions {
-            mode: RateMode::Max,
-            max_signed: 1_500,
-            ..base
-        },
-        &target,
-        chain,
-    )
-    .await
-    .unwrap();
-    check_sums(&max);
-    assert!(
-        max.phases[0].exhausted,
-        "1,500 transactions go out within 3 s"
-    );
-    assert_eq!(max.accounting.sent, 1_500);
-    assert!(max.accounting.committed > 0);
-    node.shutdown().await.unwrap();
 }
