@@ -119,6 +119,23 @@ impl Node {
     }
 }
 
+/// Limits that never refill: `per_ip` tokens per address and, if given, `per_account`
+/// per account (otherwise the default), so a test can count exactly what each costs.
+fn bursts_only(per_ip: u32, per_account: Option<u32>) -> ApiConfig {
+    let default = ApiConfig::default();
+    ApiConfig {
+        per_ip: Quota {
+            per_second: 0,
+            burst: per_ip,
+        },
+        per_account: per_account.map_or(default.per_account, |burst| Quota {
+            per_second: 0,
+            burst,
+        }),
+        ..default
+    }
+}
+
 fn code(body: &serde_json::Value) -> &str {
     body["code"].as_str().unwrap_or("<none>")
 }
@@ -276,18 +293,7 @@ async fn waiting_for_the_commit_returns_the_outcome() {
 
 #[tokio::test]
 async fn rate_limits_per_ip_and_per_account_never_block_cancels() {
-    let config = ApiConfig {
-        per_ip: Quota {
-            per_second: 0,
-            burst: 6,
-        },
-        per_account: Quota {
-            per_second: 0,
-            burst: 2,
-        },
-        ..ApiConfig::default()
-    };
-    let n = node(config, 1_000).await;
+    let n = node(bursts_only(6, Some(2)), 1_000).await;
     // Two placements from account 1, the third is over its account limit.
     assert_eq!(n.submit(&place(1, 1)).await.0, 202);
     assert_eq!(n.submit(&place(1, 2)).await.0, 202);
@@ -757,18 +763,7 @@ async fn an_oversize_batch_is_refused_whole_but_a_full_batch_of_large_items_fits
 
 #[tokio::test]
 async fn a_batch_of_n_costs_n_tokens_and_cancels_cost_none() {
-    let config = ApiConfig {
-        per_ip: Quota {
-            per_second: 0,
-            burst: 6,
-        },
-        per_account: Quota {
-            per_second: 0,
-            burst: 3,
-        },
-        ..ApiConfig::default()
-    };
-    let n = node(config, 1_000).await;
+    let n = node(bursts_only(6, Some(3)), 1_000).await;
     let txs = [
         place(1, 1),
         place(1, 2),
@@ -909,14 +904,7 @@ async fn a_dropped_transaction_reads_dropped_with_the_ledgers_reason() {
 
 #[tokio::test]
 async fn undecodable_batch_items_cost_the_address_a_token_each_and_cancels_stay_free() {
-    let config = ApiConfig {
-        per_ip: Quota {
-            per_second: 0,
-            burst: 5,
-        },
-        ..ApiConfig::default()
-    };
-    let n = node(config, 1_000).await;
+    let n = node(bursts_only(5, None), 1_000).await;
     // Items that are not transactions: each is refused for what it is while the address
     // has tokens, then as rate limited.
     let garbage = vec![
@@ -963,14 +951,7 @@ async fn undecodable_batch_items_cost_the_address_a_token_each_and_cancels_stay_
 
 #[tokio::test]
 async fn an_undecodable_single_submission_costs_the_address_a_token_too() {
-    let config = ApiConfig {
-        per_ip: Quota {
-            per_second: 0,
-            burst: 2,
-        },
-        ..ApiConfig::default()
-    };
-    let n = node(config, 1_000).await;
+    let n = node(bursts_only(2, None), 1_000).await;
     let garbage = serde_json::json!({ "tx": "00" }).to_string();
     let (status, json) = n.post_raw(garbage.clone()).await;
     assert_eq!((status, code(&json)), (400, "malformed_tx"));
