@@ -745,23 +745,11 @@ async fn post_json<B: serde::Serialize, T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dex_types::{Keypair, Transfer};
+    use dex_types::Keypair;
 
     fn transfer(nonce: u64) -> SignedTransaction {
-        let key = Keypair::from_seed([3; 32]);
-        key.sign(Transaction {
-            chain_id: ChainId(1),
-            account: key.account_id(),
-            signer: key.account_id(),
-            nonce,
-            expires_at: TimestampMs(u64::MAX),
-            action: Action::Transfer(Transfer {
-                to: Keypair::from_seed([4; 32]).account_id(),
-                asset: AssetId(0),
-                amount: Amount(1),
-            }),
-        })
-        .unwrap()
+        let to = Keypair::from_seed([4; 32]).account_id();
+        dex_workload::transfer(&Keypair::from_seed([3; 32]), ChainId(1), nonce, to, 1)
     }
 
     fn pending(tx: &SignedTransaction) -> BatchItemView {

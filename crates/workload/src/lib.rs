@@ -27,5 +27,5 @@ pub use accounts::{
     BTC, BTC_USDC, ETH, ETH_USDC, FEE_ACCOUNT, USDC, account_ids, trader_key, trader_keys,
     two_market_genesis,
 };
-pub use orders::{cancel_client_order, limit, place, sign, transaction, unsigned};
+pub use orders::{cancel_client_order, limit, place, sign, transaction, transfer, unsigned};
 pub use rng::SplitMix64;

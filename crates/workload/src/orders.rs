@@ -1,9 +1,9 @@
 //! Orders and the transactions that carry them.
 
 use dex_types::{
-    AccountId, Action, BatchLeg, CancelTarget, ChainId, ClientOrderId, Keypair, MarketId,
-    OrderBatch, OrderRequest, OrderType, PriceTicks, SelfTradePrevention, Side, SignedTransaction,
-    SizeLots, TimeInForce, TimestampMs, Transaction,
+    AccountId, Action, Amount, AssetId, BatchLeg, CancelTarget, ChainId, ClientOrderId, Keypair,
+    MarketId, OrderBatch, OrderRequest, OrderType, PriceTicks, SelfTradePrevention, Side,
+    SignedTransaction, SizeLots, TimeInForce, TimestampMs, Transaction, Transfer,
 };
 
 /// A limit order with client order id `client_id`; a self-trade cancels the resting order
@@ -71,6 +71,27 @@ pub fn sign(key: &Keypair, chain_id: ChainId, nonce: u64, action: Action) -> Sig
         .expect("bug: a key signs for its own account")
 }
 
+/// `key`'s transfer of `amount` of asset 0 to `to` (transaction `nonce` on `chain_id`),
+/// signed: the smallest valid transaction, for tests of signature checks and admission.
+pub fn transfer(
+    key: &Keypair,
+    chain_id: ChainId,
+    nonce: u64,
+    to: AccountId,
+    amount: u128,
+) -> SignedTransaction {
+    sign(
+        key,
+        chain_id,
+        nonce,
+        Action::Transfer(Transfer {
+            to,
+            asset: AssetId(0),
+            amount: Amount(amount),
+        }),
+    )
+}
+
 /// [`transaction`] with an all-zero signature, for execution workloads: the ledger takes
 /// transactions whose signatures were checked before, so their accounts need not even be
 /// keys, and signing would only slow the set-up.
@@ -111,6 +132,17 @@ mod tests {
         let cancel = sign(&key, ChainId(8), 2, cancel_client_order(12));
         cancel.verify().expect("a cancel's signature verifies");
         assert_ne!(cancel.hash(), signed.hash());
+        let to = trader_key(0x71, 4).account_id();
+        let moved = transfer(&key, ChainId(8), 3, to, 5);
+        moved.verify().expect("a transfer's signature verifies");
+        assert_eq!(
+            moved.tx.action,
+            Action::Transfer(Transfer {
+                to,
+                asset: AssetId(0),
+                amount: Amount(5)
+            })
+        );
     }
 
     #[test]
