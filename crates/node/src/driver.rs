@@ -480,8 +480,9 @@ impl Driver {
                 .pending
                 .write()
                 .unwrap_or_else(|e| e.into_inner());
-            for tx in &committed.block.txs {
-                pending.remove(&tx.hash());
+            // Execution already hashed every transaction: its outcomes carry the ids.
+            for outcome in &committed.result.outcomes {
+                pending.remove(&outcome.tx);
             }
             for (id, _) in &committed.dropped {
                 pending.remove(id);
