@@ -378,18 +378,7 @@ async fn resubmitting_never_places_twice() {
     let order = OrderParams::limit(M, Side::Buy, d("80"), d("0.1"))
         .to_request(client.market(M).unwrap(), Some(ClientOrderId(77)))
         .unwrap();
-    let tx = dex_types::Transaction {
-        chain_id: client.chain_id(),
-        account: key.account(),
-        signer: key.signer(),
-        nonce: client.nonces().lease().await.nonce,
-        expires_at: TimestampMs(client.now().0 + 60_000),
-        action: dex_types::Action::Batch(dex_types::OrderBatch {
-            legs: vec![dex_types::BatchLeg::Place(order)],
-            atomic: true,
-        }),
-    };
-    let signed = key.sign(tx).unwrap();
+    let signed = signed_placement(&client, key, order).await;
     let first = client.submit_signed(&signed).await.unwrap();
     let second = client.submit_signed(&signed).await.unwrap();
     assert_eq!(first.state, TxState::Committed);
@@ -447,18 +436,7 @@ async fn a_batch_submission_answers_each_transaction_in_order() {
         let order = OrderParams::limit(M, Side::Buy, d(price), d("0.1"))
             .to_request(&market, Some(ClientOrderId(500 + k as u64)))
             .unwrap();
-        let tx = dex_types::Transaction {
-            chain_id: client.chain_id(),
-            account: key.account(),
-            signer: key.signer(),
-            nonce: client.nonces().lease().await.nonce,
-            expires_at: TimestampMs(client.now().0 + 60_000),
-            action: dex_types::Action::Batch(dex_types::OrderBatch {
-                legs: vec![dex_types::BatchLeg::Place(order)],
-                atomic: true,
-            }),
-        };
-        signed.push(key.sign(tx).unwrap());
+        signed.push(signed_placement(&client, key, order).await);
     }
     // The second is forged: refused alone, the others admitted in their places.
     signed[1].signature[4] ^= 1;
@@ -498,4 +476,25 @@ async fn a_batch_submission_answers_each_transaction_in_order() {
         other => panic!("{other:?}"),
     }
     assert!(client.submit_batch(&[]).await.unwrap().is_empty());
+}
+
+/// `order` placed by `key`'s account under the client's next nonce, valid for a minute and
+/// signed, but not sent: for tests that submit the very same bytes themselves.
+async fn signed_placement(
+    client: &Client,
+    key: &TraderKey,
+    order: dex_types::OrderRequest,
+) -> dex_types::SignedTransaction {
+    let tx = dex_types::Transaction {
+        chain_id: client.chain_id(),
+        account: key.account(),
+        signer: key.signer(),
+        nonce: client.nonces().lease().await.nonce,
+        expires_at: TimestampMs(client.now().0 + 60_000),
+        action: dex_types::Action::Batch(dex_types::OrderBatch {
+            legs: vec![dex_types::BatchLeg::Place(order)],
+            atomic: true,
+        }),
+    };
+    key.sign(tx).unwrap()
 }
