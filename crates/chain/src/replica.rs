@@ -712,6 +712,9 @@ impl<S: Store> Replica<S> {
         self.ledger = ledger;
         self.head = head;
         self.executed.clear();
+        // The previous ledger and every proposal's copy are gone: fold this block's order
+        // changes into the shared map in place, so the next proposal's copy is cheap.
+        self.ledger.settle();
         self.stats.blocks_committed += 1;
         out.push(Action::Committed(Box::new(Committed {
             block,

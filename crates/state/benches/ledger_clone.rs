@@ -7,10 +7,11 @@
 //!   `T` transactions (roots included) on the copy, drop the copy: the validator's whole
 //!   cost of one proposal apart from signatures.
 //!
-//! The states are the seeded workload of `benches/execute.rs` at two sizes: 2,000 accounts
-//! with 2,000 resting-order placements (blocks of 10,000), and 100,000 accounts with 4,000
-//! placements (blocks of 100). Each benchmark prints a digest of its block's result so a
-//! faster but wrong ledger shows.
+//! The states are the seeded workload of `benches/execute.rs` at three sizes: 2,000
+//! accounts with 2,000 resting-order placements (blocks of 10,000); 100,000 accounts with
+//! 4,000 placements (blocks of 100); and 100,000 accounts with 60,000 placements (blocks of
+//! 200), about the depth the devnet's books reach after a minute at full load. Each
+//! benchmark prints a digest of its block's result so a faster but wrong ledger shows.
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use dex_types::TimestampMs;
@@ -35,7 +36,11 @@ fn digest(name: &str, w: &Workload) {
 }
 
 fn bench_ledger_clone(c: &mut Criterion) {
-    let sizes = [(2_000u64, 2_000usize, 10_000usize), (100_000, 4_000, 100)];
+    let sizes = [
+        (2_000u64, 2_000usize, 10_000usize),
+        (100_000, 4_000, 100),
+        (100_000, 60_000, 200),
+    ];
     let mut group = c.benchmark_group("ledger_clone");
     group.sample_size(20);
     for (accounts, seeded, txs) in sizes {

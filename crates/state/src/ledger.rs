@@ -10,7 +10,6 @@ use crate::genesis::{Genesis, GenesisError};
 use crate::rejection::Rejection;
 use crate::tree::{EMPTY_LEAF, IndexedMerkleTree, MerklePath};
 use borsh::{BorshDeserialize, BorshSerialize};
-use dex_engine::hasher::FastIdBuildHasher;
 use dex_engine::{BookConfig, CancelReason, Event as BookEvent, NewOrder, OrderBook, RejectReason};
 use dex_types::{
     AccountId, AccountIndex, Action, Amount, AssetId, BatchLeg, CancelTarget, ClientOrderId,
@@ -21,10 +20,7 @@ use dex_types::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-/// Lookup-only map from order id to its record: nothing iterates it on the execution path
-/// (snapshots sort what they read), so hash order never reaches a result.
-#[allow(clippy::disallowed_types)]
-type OrderMap = std::collections::HashMap<OrderId, OpenOrder, FastIdBuildHasher>;
+use crate::orders::OrderMap;
 
 /// The key of the account lookup map: the id's first 8 bytes as an integer, then the whole
 /// id. Any fixed total order serves a lookup-only map; this one settles nearly every
@@ -257,10 +253,11 @@ pub(crate) struct MarketState {
 
 /// The ledger and its deterministic state transition. See the crate docs.
 ///
-/// Cloning it is cheap: accounts, the account lookup, the genesis, the dead-man schedule
-/// and the state trees are copy-on-write ([`crate::cow`]), so a clone shares them and a
-/// block executed on the clone copies only what it writes. The open orders and the books
-/// are copied whole; they are bounded by the open orders, not the accounts.
+/// Cloning it is cheap: accounts, the account lookup, the genesis, the dead-man schedule,
+/// the state trees ([`crate::cow`]) and the open-order records (a shared map plus the
+/// changes since, see [`Ledger::settle`]) are copy-on-write, so a clone shares them and a
+/// block executed on the clone copies only what it writes. The books are copied whole;
+/// they are bounded by the open orders, not the accounts.
 #[derive(Clone, Debug)]
 pub struct Ledger {
     /// Read only after genesis; shared by every copy.
@@ -2049,7 +2046,18 @@ impl Ledger {
         // The block is done: what it wrote becomes shareable, so the next copy of this
         // ledger (the next proposal's) costs what that block touched, not more.
         self.accounts.freeze();
+        self.orders.settle();
         self.state_root
+    }
+
+    /// Fold this ledger's order changes into the order map it shares with its copies, now
+    /// that (the caller knows) they are gone: a validator calls it on the ledger it just
+    /// committed, after dropping the previous one and every proposal's copy, so that the
+    /// next proposal's copy starts from a settled map instead of copying a block's changes.
+    /// Never needed for correctness; without it the changes are folded once they reach a
+    /// quarter of the map.
+    pub fn settle(&mut self) {
+        self.orders.settle();
     }
 
     /// The proof of an account's balances (every asset) against the current state root.

@@ -84,9 +84,11 @@
 //! accounts, the account lookup, the genesis, the dead-man schedule and both state trees
 //! are copy-on-write ([`cow`]). A copy shares them; the first write to an account (or to a
 //! chunk of tree nodes) makes it the copy's own; after each block's roots the ledger
-//! *freezes* what it wrote, so the next copy shares that too. The open orders and the books
-//! are still copied whole (bounded by the open orders, not the accounts). Copies never see
-//! each other's writes, and the results are those of plain vectors and maps, bit for bit.
+//! *freezes* what it wrote, so the next copy shares that too. The open-order records are a
+//! shared map plus each copy's changes since it, folded back in place by
+//! [`Ledger::settle`] once the other copies are gone. The books are still copied whole
+//! (bounded by the open orders, not the accounts). Copies never see each other's writes,
+//! and the results are those of plain vectors and maps, bit for bit.
 //!
 //! # Proofs, snapshots, diffs
 //! - [`Ledger::balance_proof`] / [`verify_balance_proof`]: an account's balances against a
@@ -112,6 +114,7 @@ pub mod events;
 pub mod genesis;
 pub mod ledger;
 pub mod nonce;
+mod orders;
 pub mod proof;
 pub mod rejection;
 pub mod snapshot;
