@@ -17,6 +17,7 @@
 
 use crate::driver::{Control, ReadFn, Shared, Submission};
 use crate::metrics::RejectReason;
+use crate::timed_store::TimedStore;
 use crate::verify::{VerifiedBatch, VerifyQueue, VerifyRefusal};
 use async_trait::async_trait;
 use dex_api::{
@@ -26,7 +27,6 @@ use dex_api::{
 use dex_chain::{MempoolError, Replica};
 use dex_consensus::CommitCertificate;
 use dex_state::BlockResult;
-use dex_storage::RocksStore;
 use dex_types::{AccountId, Block, Hash, SignedTransaction};
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -49,7 +49,7 @@ impl NodeBackend {
     /// Run `read` on the driver thread and return its answer.
     async fn read<T: Send + 'static>(
         &self,
-        read: impl FnOnce(&Replica<RocksStore>) -> T + Send + 'static,
+        read: impl FnOnce(&Replica<TimedStore>) -> T + Send + 'static,
     ) -> Result<T, BackendError> {
         let (reply, answer) = oneshot::channel();
         let job: ReadFn = Box::new(move |replica| {

@@ -12,11 +12,11 @@
 
 use crate::dropped::DroppedLog;
 use crate::metrics::NodeMetrics;
+use crate::timed_store::TimedStore;
 use dex_api::{CommittedBlock, FeedHub};
 use dex_chain::{Action, Event, MempoolError, Replica, Timer};
 use dex_consensus::{CommitCertificate, ValidatorIndex, VerifiedMessage};
 use dex_p2p::Topic;
-use dex_storage::RocksStore;
 use dex_types::{Block, Hash, SignedTransaction, TimestampMs};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// A read of the replica's state, run on the driver thread between two events.
-pub(crate) type ReadFn = Box<dyn FnOnce(&Replica<RocksStore>) + Send>;
+pub(crate) type ReadFn = Box<dyn FnOnce(&Replica<TimedStore>) + Send>;
 
 /// Consensus traffic and reads (drained before transactions).
 // A decided block from sync is the large variant; it is rare, and boxing it would only move
@@ -150,7 +150,7 @@ const TX_BATCH: usize = 256;
 const CONTROL_BATCH: usize = 1_024;
 
 pub(crate) struct Driver {
-    pub replica: Replica<RocksStore>,
+    pub replica: Replica<TimedStore>,
     pub control: crossbeam_channel::Receiver<Control>,
     pub submissions: crossbeam_channel::Receiver<Submission>,
     pub outgoing: mpsc::Sender<Outgoing>,
@@ -238,6 +238,7 @@ impl Driver {
     fn handle(&mut self, event: Event) -> Result<(), dex_chain::ChainError> {
         let kind = event_kind(&event);
         let started = Instant::now();
+        let cpu_started = thread_cpu_time();
         let mut out = Vec::new();
         let result = self.replica.handle(now_ms(), event, &mut out);
         let replica_took = started.elapsed();
@@ -247,10 +248,16 @@ impl Driver {
         if took >= SLOW_STEP {
             // Everything behind this step waited: name the step so a latency spike in a
             // load run can be traced to it.
+            // CPU time well below the wall time means the thread waited: for the disk (see
+            // "slow synced write") or for a core.
+            let cpu_ms = cpu_started
+                .zip(thread_cpu_time())
+                .map(|(before, after)| after.saturating_sub(before).as_millis() as u64);
             tracing::warn!(
                 kind,
                 replica_ms = replica_took.as_millis() as u64,
                 total_ms = took.as_millis() as u64,
+                cpu_ms,
                 "slow consensus step"
             );
         }
@@ -499,11 +506,23 @@ impl Driver {
                 log.record(id, height, reason);
             }
         }
+        let round = committed.certificate.round;
+        // Which validator proposed, and how long after its block time the block committed:
+        // a gap between commits with a young block was spent before the proposal (the
+        // proposer was late), one with an old block after it (votes or the commit).
+        let proposer = self
+            .replica
+            .validators()
+            .proposer(dex_consensus::Height(height), round)
+            .0;
+        let age_ms = now_ms().0.saturating_sub(committed.block.header.time.0);
         tracing::info!(
             height,
             txs,
             fills,
-            round = committed.certificate.round.0,
+            round = round.0,
+            proposer,
+            age_ms,
             "committed"
         );
         let block = CommittedBlock {
@@ -563,6 +582,20 @@ pub(crate) fn run_publisher(
 /// A step of the consensus thread or the publisher longer than this is logged: it delays
 /// every commit behind it by as much (a block normally takes tens of milliseconds).
 const SLOW_STEP: Duration = Duration::from_millis(150);
+
+/// The CPU time this thread has used, where the platform tells it.
+fn thread_cpu_time() -> Option<Duration> {
+    #[cfg(target_os = "linux")]
+    {
+        nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+            .ok()
+            .map(Duration::from)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
 
 /// A short name of a replica event, for logs.
 fn event_kind(event: &Event) -> &'static str {

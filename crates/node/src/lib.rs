@@ -30,6 +30,7 @@ pub mod node;
 pub mod spec;
 #[cfg(test)]
 mod testkit;
+pub mod timed_store;
 pub(crate) mod verify;
 
 pub use backend::NodeBackend;

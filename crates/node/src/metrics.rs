@@ -1,11 +1,13 @@
 //! The node's metrics, rendered in the Prometheus text format after the API's own at
 //! `/metrics`: height, round, commit latency, mempool, transactions and fills per block,
-//! peers, transaction gossip batches, and rejected messages by reason.
+//! peers, transaction gossip batches, synced writes to the chain store, and rejected
+//! messages by reason.
 
+use crate::timed_store::SyncTimings;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Why a message from the network was refused (a label of `dex_rejected_messages_total`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -89,6 +91,8 @@ pub struct NodeMetrics {
     pub gossip_batches_received: AtomicU64,
     /// Transactions in the accepted batches.
     pub gossip_txs_received: AtomicU64,
+    /// Synced (fsynced) writes to the chain store, shared with the store that times them.
+    pub synced_writes: Arc<SyncTimings>,
     rejected: [AtomicU64; RejectReason::ALL.len()],
     latencies: Mutex<LatencyWindow>,
 }
@@ -261,6 +265,35 @@ impl NodeMetrics {
             "Transactions in the accepted batches from peers.",
             "counter",
             load(&self.gossip_txs_received),
+        );
+        let synced = &self.synced_writes;
+        gauge(
+            out,
+            "dex_synced_writes_total",
+            "Synced (fsynced) writes to the chain store: commits and the consensus log.",
+            "counter",
+            load(&synced.writes),
+        );
+        gauge(
+            out,
+            "dex_synced_write_microseconds_total",
+            "Time spent in synced writes to the chain store.",
+            "counter",
+            load(&synced.total_us),
+        );
+        gauge(
+            out,
+            "dex_synced_writes_slow_total",
+            "Synced writes that took 50 ms or more (each is also logged).",
+            "counter",
+            load(&synced.slow),
+        );
+        gauge(
+            out,
+            "dex_synced_write_max_microseconds",
+            "The longest synced write since start.",
+            "gauge",
+            load(&synced.max_us),
         );
         let _ = writeln!(
             out,

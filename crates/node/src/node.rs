@@ -11,6 +11,7 @@ use crate::keys::ValidatorKey;
 use crate::metrics::NodeMetrics;
 use crate::network::{CONSENSUS_VERIFY_IN_FLIGHT_MAX, Network, TX_BATCH_VERIFY_IN_FLIGHT_MAX};
 use crate::spec::ChainSpec;
+use crate::timed_store::TimedStore;
 use crate::verify::VerifyQueue;
 use dex_api::wire::ValidatorView;
 use dex_api::{ApiConfig, ChainInfo, FeedHub, HubConfig, ServerHandle};
@@ -125,9 +126,10 @@ impl RunningNode {
             path: config.data_dir.clone(),
             detail: format!("cannot create the data directory: {e}"),
         })?;
+        let shared = Arc::new(Shared::default());
         let rocks = RocksStore::open(&config.data_dir, &RocksConfig::default())?;
         let store = ChainStore::open(
-            rocks,
+            TimedStore::new(rocks, shared.metrics.synced_writes.clone()),
             ChainStoreConfig {
                 snapshot_interval_blocks: config.snapshot_interval_blocks,
                 ..ChainStoreConfig::default()
@@ -162,7 +164,6 @@ impl RunningNode {
             .map_err(|e| NodeError::Config(format!("genesis: {e}")))?;
         let hub = Arc::new(FeedHub::new(chain, replica.ledger(), HubConfig::default()));
 
-        let shared = Arc::new(Shared::default());
         shared
             .metrics
             .height
