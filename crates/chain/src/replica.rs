@@ -42,7 +42,7 @@ use dex_consensus::{
     Message, Round, Timeout, ValidatorIndex, ValidatorSet, VerifiedMessage,
 };
 use dex_state::{BlockResult, Genesis, Ledger, Rejection};
-use dex_storage::{ChainStore, CommittedHead, Store};
+use dex_storage::{ChainStore, CommittedHead, Durability, Store};
 use dex_types::{AccountId, Block, Hash, SignedTransaction, TimestampMs};
 use ed25519_dalek::SigningKey;
 use std::collections::{BTreeMap, VecDeque};
@@ -507,8 +507,17 @@ impl<S: Store> Replica<S> {
         while let Some(effect) = queue.pop_front() {
             match effect {
                 Effect::Persist(entry) => {
-                    // Synced before this returns: nothing after it is produced otherwise.
-                    self.store.append_wal(entry.height().0, &entry.encode())?;
+                    // Durable before anything after it is carried out. Entries in a row
+                    // (the new valid value, then the precommit it leads to) share one
+                    // sync: only the last is synced, which makes the earlier ones durable
+                    // too (the store's log is sequential), and nothing is sent between.
+                    let durability = if matches!(queue.front(), Some(Effect::Persist(_))) {
+                        Durability::Buffered
+                    } else {
+                        Durability::Synced
+                    };
+                    self.store
+                        .append_wal_with(entry.height().0, &entry.encode(), durability)?;
                 }
                 Effect::Broadcast(message) => out.push(Action::Broadcast(message)),
                 Effect::SendTo { to, message } => out.push(Action::SendTo { to, message }),

@@ -265,6 +265,35 @@ fn an_idle_chain_waits_before_an_empty_block_and_a_transaction_ends_the_wait() {
     );
 }
 
+/// A height costs each validator one sync per message it sends (its prevote; its new
+/// valid value and precommit together; the proposer's proposal) and one for the commit,
+/// and no more: every extra fsync sits on the path of every block.
+#[test]
+fn a_height_costs_one_sync_per_message_sent_plus_the_commit() {
+    let mut net = Net::new();
+    net.run_until(2, 20_000);
+    let before: Vec<u64> = net.disks.iter().map(MemStore::synced_writes).collect();
+    let heights = 6;
+    net.run_until(2 + heights, 20_000);
+    let synced: u64 = net
+        .disks
+        .iter()
+        .zip(&before)
+        .map(|(disk, before)| disk.synced_writes() - before)
+        .sum();
+    for i in 0..4 {
+        assert_eq!(net.replica(i).head().height, 2 + heights, "every round 0");
+    }
+    // Four validators × (prevote, valid value with precommit, commit) + one proposal, give
+    // or take one height's worth: the runs stop when every replica reached the height, and
+    // some have started the next one by then. (A sync per log entry would be 4 × 4 + 1.)
+    let per_height = 4 * 3 + 1;
+    assert!(
+        (heights * per_height..=(heights + 1) * per_height).contains(&synced),
+        "{synced} synced writes for {heights} heights"
+    );
+}
+
 #[test]
 fn four_replicas_commit_the_same_blocks_with_transactions() {
     let mut net = Net::new();

@@ -995,6 +995,18 @@ impl<S: Store> ChainStore<S> {
     /// and wait for `Ok` before sending the message. Returns the entry's sequence number
     /// within `height`.
     pub fn append_wal(&self, height: u64, entry: &[u8]) -> Result<u32> {
+        self.append_wal_with(height, entry, Durability::Synced)
+    }
+
+    /// [`ChainStore::append_wal`] with a chosen durability. `Buffered` is for an entry that
+    /// a synced append follows before anything is sent: the store's log is sequential, so
+    /// that later sync makes this entry durable too, for one fsync instead of two.
+    pub fn append_wal_with(
+        &self,
+        height: u64,
+        entry: &[u8],
+        durability: Durability,
+    ) -> Result<u32> {
         check_size(
             "consensus log entry",
             entry.len(),
@@ -1025,7 +1037,7 @@ impl<S: Store> ChainStore<S> {
             });
         }
         let key = records::wal_key(height, seq);
-        let mut batch = WriteBatch::synced();
+        let mut batch = WriteBatch::new(durability);
         batch.put(
             Column::ConsensusWal,
             key.to_vec(),

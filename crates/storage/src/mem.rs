@@ -26,6 +26,8 @@ struct MemInner {
     /// A synced write clears it (RocksDB's log is sequential, so syncing it makes every
     /// earlier write durable too); a crash replays it backwards.
     unsynced: Vec<Undo>,
+    /// Synced writes so far (each one an fsync on a real disk).
+    synced_writes: u64,
 }
 
 /// An in-memory [`Store`] on `BTreeMap`s, for tests and the simulator.
@@ -68,6 +70,11 @@ impl MemStore {
             .flat_map(|map| map.iter())
             .map(|(k, v)| k.len().saturating_add(v.len()))
             .fold(0usize, usize::saturating_add)
+    }
+
+    /// Synced writes applied so far: what a real disk would have fsynced.
+    pub fn synced_writes(&self) -> u64 {
+        self.lock().synced_writes
     }
 
     /// Number of writes-worth of undo records that a crash would roll back.
@@ -116,6 +123,7 @@ impl MemInner {
         }
         if !keep_undo {
             self.unsynced.clear();
+            self.synced_writes += 1;
         }
     }
 }
@@ -253,6 +261,7 @@ mod tests {
         store.write(batch).unwrap();
         assert_eq!(value(&store, b"a"), None);
         assert!(store.unsynced_changes() > 0);
+        assert_eq!(store.synced_writes(), 1, "buffered writes are not counted");
 
         store.crash();
         assert_eq!(value(&store, b"a"), Some(b"1".to_vec()));
