@@ -29,7 +29,11 @@ use std::sync::Arc;
 
 use crate::ledger::OpenOrder;
 
-/// A lookup-only hash map keyed by order id (see the module docs on iteration order).
+/// A hash map keyed by order id. Safe in this pure crate: the hasher is fixed and seedless
+/// (the same buckets on every validator), and hash order never reaches a result. Lookups
+/// and writes do not depend on it; [`OrderMap::values`] is only summed, checked or sorted
+/// by its callers; and folding the writes into the base gives the same contents whatever
+/// order they are drained in.
 #[allow(clippy::disallowed_types)]
 type Map<V> = std::collections::HashMap<OrderId, V, FastIdBuildHasher>;
 
