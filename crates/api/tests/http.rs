@@ -645,6 +645,11 @@ fn item_code(item: &BatchItemView) -> &str {
         .map_or("<admitted>", |e| e.code.as_str())
 }
 
+/// Each batch item's code, in order.
+fn item_codes(results: &[BatchItemView]) -> Vec<&str> {
+    results.iter().map(item_code).collect()
+}
+
 #[tokio::test]
 async fn a_batch_answers_each_item_in_order_and_one_bad_item_fails_no_other() {
     let n = node(ApiConfig::default(), 1_000).await;
@@ -662,7 +667,7 @@ async fn a_batch_answers_each_item_in_order_and_one_bad_item_fails_no_other() {
         item_hex(&cancel(2, 1)),
     ];
     let results = n.submit_batch(&items).await;
-    let codes: Vec<&str> = results.iter().map(item_code).collect();
+    let codes = item_codes(&results);
     assert_eq!(
         codes,
         [
@@ -750,10 +755,7 @@ async fn an_oversize_batch_is_refused_whole_but_a_full_batch_of_large_items_fits
             item_hex(&place(1, 1)),
         ])
         .await;
-    assert_eq!(
-        results.iter().map(item_code).collect::<Vec<_>>(),
-        ["tx_too_large", "<admitted>"]
-    );
+    assert_eq!(item_codes(&results), ["tx_too_large", "<admitted>"]);
     // Unknown fields are refused, as on every request.
     let (status, json) = n
         .post_batch(r#"{"txs": [], "wait_for_commit": true}"#)
@@ -780,7 +782,7 @@ async fn a_batch_of_n_costs_n_tokens_and_cancels_cost_none() {
     ];
     let items: Vec<String> = txs.iter().map(item_hex).collect();
     let results = n.submit_batch(&items).await;
-    let codes: Vec<&str> = results.iter().map(item_code).collect();
+    let codes = item_codes(&results);
     assert_eq!(
         codes,
         [
@@ -917,7 +919,7 @@ async fn undecodable_batch_items_cost_the_address_a_token_each_and_cancels_stay_
         "zz".to_owned(),
     ];
     let results = n.submit_batch(&garbage).await;
-    let codes: Vec<&str> = results.iter().map(item_code).collect();
+    let codes = item_codes(&results);
     assert_eq!(
         codes,
         [
@@ -941,7 +943,7 @@ async fn undecodable_batch_items_cost_the_address_a_token_each_and_cancels_stay_
         item_hex(&place(2, 1)),
     ];
     let results = n.submit_batch(&items).await;
-    let codes: Vec<&str> = results.iter().map(item_code).collect();
+    let codes = item_codes(&results);
     assert_eq!(codes, ["rate_limited", "<admitted>", "rate_limited"]);
     assert_eq!(n.chain.pending_count(), 1);
     // The garbage drew on the same address bucket as every other request.
